@@ -1,0 +1,38 @@
+# One-command set-up: every target creates/updates .venv itself.
+# GPU users: make TORCH="torch --index-url https://download.pytorch.org/whl/cu124" install
+PYTHON ?= python3
+VENV   ?= .venv
+TORCH  ?= torch==2.13.0
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+SHARED_DATA := $(wildcard ../shared/data/lesion2d)
+export UNISEGDIFF_DATA ?= $(if $(SHARED_DATA),$(abspath ../shared/data/lesion2d),$(abspath data))
+export WANDB_MODE ?= offline
+
+.PHONY: install test test-slow demo benchmark clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	WANDB_MODE=disabled $(BIN)/python -m pytest
+
+test-slow: $(STAMP)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -m slow
+
+demo: $(STAMP)
+	$(BIN)/unisegdiff fit --config configs/unisegdiff/demo.yaml
+
+benchmark: $(STAMP)
+	$(BIN)/python bench/benchmark.py --profile quick
+
+clean:
+	rm -rf $(VENV) lightning_logs reports/.tmp
