@@ -1,0 +1,52 @@
+"""Fusion of K sampled masks into probability, binary mask and per-pixel uncertainty.
+
+Mean fusion averages the sample probabilities; STAPLE (SimpleITK) weighs samples by estimated
+sensitivity/specificity. Uncertainty is the binary entropy of the fused probability or the variance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import SimpleITK as sitk
+import torch
+
+FUSIONS = ("mean", "staple")
+UNCERTAINTIES = ("entropy", "variance")
+
+
+@dataclass
+class FusedPrediction:
+    """Fused outputs, each (B, 1, ...): ``probability`` in [0, 1], ``mask`` in {0, 1}, ``uncertainty`` >= 0."""
+
+    probability: torch.Tensor
+    mask: torch.Tensor
+    uncertainty: torch.Tensor
+
+
+def _staple(samples: torch.Tensor) -> torch.Tensor:
+    """STAPLE probability for (K, 1, ...) sample probabilities of one image (thresholded at 0.5)."""
+    binary = (samples[:, 0] > 0.5).to(torch.uint8).cpu().numpy()
+    if binary.sum() == 0 or binary.all():
+        return samples.mean(0)
+    images = [sitk.GetImageFromArray(b) for b in binary]
+    prob = sitk.GetArrayFromImage(sitk.STAPLE(images, 1.0))
+    return torch.from_numpy(prob).to(samples)[None].nan_to_num(0.0).clamp(0, 1)
+
+
+def fuse_samples(samples: torch.Tensor, fusion: str = "mean", uncertainty: str = "entropy", threshold: float = 0.5) -> FusedPrediction:
+    """Fuse (B, K, 1, ...) sample probabilities into a :class:`FusedPrediction`."""
+    if fusion not in FUSIONS:
+        raise ValueError(f"unknown fusion {fusion!r}; choose one of {FUSIONS}")
+    if uncertainty not in UNCERTAINTIES:
+        raise ValueError(f"unknown uncertainty {uncertainty!r}; choose one of {UNCERTAINTIES}")
+    if samples.ndim < 4:
+        raise ValueError(f"samples must be (B, K, C, ...), got shape {tuple(samples.shape)}")
+    samples = samples.float()
+    prob = samples.mean(1) if fusion == "mean" else torch.stack([_staple(s) for s in samples])
+    if uncertainty == "entropy":
+        p = prob.clamp(1e-6, 1 - 1e-6)
+        unc = -(p * p.log2() + (1 - p) * (1 - p).log2())
+    else:
+        unc = samples.var(1, unbiased=False) if samples.shape[1] > 1 else torch.zeros_like(prob)
+    return FusedPrediction(probability=prob, mask=(prob > threshold).float(), uncertainty=unc)

@@ -1,0 +1,10 @@
+"""LightningModules of the staged segmenter pipeline and its baselines.
+
+Phase 1 / U-Net baseline: :class:`DeterministicSegmenter`; phase 2: :class:`StagedDiffusionSegmenter`.
+"""
+
+from unisegdiff.models.base import SegmentationModule
+from unisegdiff.models.deterministic import DeterministicSegmenter
+from unisegdiff.models.staged_diffusion import DEFAULT_STAGES, StagedDiffusionSegmenter
+
+__all__ = ["DEFAULT_STAGES", "DeterministicSegmenter", "SegmentationModule", "StagedDiffusionSegmenter"]

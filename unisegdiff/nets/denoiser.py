@@ -1,0 +1,96 @@
+"""Conditional mask denoiser: a light U-Net on (x_t, condition probability) with FiLM timestep
+embedding and the condition network's multi-scale features added at every scale.
+
+Designed for cost: the image is encoded once by the condition network, so each sampling step
+only runs this small network (no attention, few channels). 2D or 3D via ``spatial_dims``.
+"""
+
+from __future__ import annotations
+
+import torch
+from monai.networks.layers import Conv
+from monai.networks.nets.diffusion_model_unet import get_timestep_embedding
+from torch import nn
+
+
+class FiLMResBlock(nn.Module):
+    """GroupNorm -> SiLU -> conv, twice, with a timestep FiLM (scale, shift) and a residual path."""
+
+    def __init__(self, dims: int, in_ch: int, out_ch: int, emb_dim: int):
+        super().__init__()
+        conv = Conv[Conv.CONV, dims]
+        self.norm1 = nn.GroupNorm(min(8, in_ch), in_ch)
+        self.conv1 = conv(in_ch, out_ch, 3, padding=1)
+        self.norm2 = nn.GroupNorm(min(8, out_ch), out_ch)
+        self.conv2 = conv(out_ch, out_ch, 3, padding=1)
+        self.film = nn.Linear(emb_dim, 2 * out_ch)
+        self.skip = conv(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(nn.functional.silu(self.norm1(x)))
+        scale, shift = self.film(emb).reshape(emb.shape[0], -1, *([1] * (x.ndim - 2))).chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.conv2(nn.functional.silu(h))
+        return self.skip(x) + h
+
+
+class ConditionalDenoiser(nn.Module):
+    """Predicts the stage target from x_t (mask channels), t and the condition features.
+
+    Args:
+        spatial_dims: 2 or 3.
+        mask_channels: channels of x_t (1 for a binary lesion mask).
+        cond_channels: channels of the condition features at each of the 4 scales (full res first).
+        channels: denoiser widths at the 4 scales.
+        use_cond_prob: also take the condition network's probability map as an input channel.
+        emb_dim: timestep embedding width.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int = 2,
+        mask_channels: int = 1,
+        cond_channels: tuple[int, ...] = (16, 32, 64, 128),
+        channels: tuple[int, ...] = (16, 32, 64, 128),
+        use_cond_prob: bool = True,
+        emb_dim: int = 64,
+    ):
+        super().__init__()
+        if len(cond_channels) != len(channels):
+            raise ValueError(f"cond_channels {cond_channels} and channels {channels} must have the same length")
+        conv = Conv[Conv.CONV, spatial_dims]
+        self.spatial_dims, self.use_cond_prob, self.emb_dim = spatial_dims, use_cond_prob, emb_dim
+        self.time_mlp = nn.Sequential(nn.Linear(emb_dim, emb_dim * 2), nn.SiLU(), nn.Linear(emb_dim * 2, emb_dim))
+        self.stem = conv(mask_channels + int(use_cond_prob), channels[0], 3, padding=1)
+        block_in = [channels[0]] + list(channels[:-1])  # width entering each encoder level
+        self.cond_proj = nn.ModuleList(conv(c, w, 1) for c, w in zip(cond_channels, block_in))
+        self.down = nn.ModuleList()
+        self.pool = nn.ModuleList()
+        for i, w in enumerate(channels):
+            self.down.append(FiLMResBlock(spatial_dims, block_in[i], w, emb_dim))
+            if i < len(channels) - 1:
+                self.pool.append(conv(w, w, 3, stride=2, padding=1))
+        self.mid = FiLMResBlock(spatial_dims, channels[-1], channels[-1], emb_dim)
+        self.up = nn.ModuleList()
+        for i in reversed(range(len(channels) - 1)):
+            self.up.append(FiLMResBlock(spatial_dims, channels[i + 1] + channels[i], channels[i], emb_dim))
+        self.out_norm = nn.GroupNorm(min(8, channels[0]), channels[0])
+        self.out = conv(channels[0], mask_channels, 3, padding=1)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond_feats: list[torch.Tensor], cond_prob: torch.Tensor | None = None) -> torch.Tensor:
+        emb = self.time_mlp(get_timestep_embedding(t.float(), self.emb_dim))
+        h = torch.cat([x_t, cond_prob], dim=1) if self.use_cond_prob else x_t
+        h = self.stem(h)
+        skips = []
+        for i, block in enumerate(self.down):
+            if i > 0:
+                h = self.pool[i - 1](h)
+            h = block(h + self.cond_proj[i](cond_feats[i]), emb)
+            skips.append(h)
+        h = self.mid(h, emb)
+        for block, skip in zip(self.up, reversed(skips[:-1])):
+            h = nn.functional.interpolate(h, size=skip.shape[2:], mode="nearest")
+            h = block(torch.cat([h, skip], dim=1), emb)
+        return self.out(nn.functional.silu(self.out_norm(h)))
