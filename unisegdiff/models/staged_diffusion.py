@@ -84,6 +84,7 @@ class StagedDiffusionSegmenter(SegmentationModule):
             load_module_weights(self.condition, condition_ckpt, prefix="net.")
         self.freeze_condition = freeze_condition
         self.condition.requires_grad_(not freeze_condition)
+        self.condition.train(not freeze_condition)
         self.denoiser = ConditionalDenoiser(
             spatial_dims=spatial_dims, cond_channels=self.condition.feature_channels,
             channels=denoiser_channels, use_cond_prob=use_condition_prob,

@@ -7,6 +7,8 @@ only runs this small network (no attention, few channels). 2D or 3D via ``spatia
 
 from __future__ import annotations
 
+import math
+
 import torch
 from monai.networks.layers import Conv
 from monai.networks.nets.diffusion_model_unet import get_timestep_embedding
@@ -19,9 +21,9 @@ class FiLMResBlock(nn.Module):
     def __init__(self, dims: int, in_ch: int, out_ch: int, emb_dim: int):
         super().__init__()
         conv = Conv[Conv.CONV, dims]
-        self.norm1 = nn.GroupNorm(min(8, in_ch), in_ch)
+        self.norm1 = nn.GroupNorm(math.gcd(8, in_ch), in_ch)
         self.conv1 = conv(in_ch, out_ch, 3, padding=1)
-        self.norm2 = nn.GroupNorm(min(8, out_ch), out_ch)
+        self.norm2 = nn.GroupNorm(math.gcd(8, out_ch), out_ch)
         self.conv2 = conv(out_ch, out_ch, 3, padding=1)
         self.film = nn.Linear(emb_dim, 2 * out_ch)
         self.skip = conv(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
@@ -76,7 +78,7 @@ class ConditionalDenoiser(nn.Module):
         self.up = nn.ModuleList()
         for i in reversed(range(len(channels) - 1)):
             self.up.append(FiLMResBlock(spatial_dims, channels[i + 1] + channels[i], channels[i], emb_dim))
-        self.out_norm = nn.GroupNorm(min(8, channels[0]), channels[0])
+        self.out_norm = nn.GroupNorm(math.gcd(8, channels[0]), channels[0])
         self.out = conv(channels[0], mask_channels, 3, padding=1)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond_feats: list[torch.Tensor], cond_prob: torch.Tensor | None = None) -> torch.Tensor:

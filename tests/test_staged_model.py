@@ -1,0 +1,126 @@
+"""Unit tests of the staged diffusion segmenter: every stage's loss path, frozen/fine-tuned
+condition network, cross-stage checkpoint loading, network-call counts of each sampler setting."""
+
+import lightning as L
+import pytest
+import torch
+
+from unisegdiff.models import DeterministicSegmenter, StagedDiffusionSegmenter
+
+SMALL = dict(condition_features=(4, 8, 8, 16, 16, 4), denoiser_channels=(4, 8, 8, 16))
+
+
+def _batch(b=4, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.randn(b, 3, size, size, generator=g)
+    mask = (torch.rand(b, 1, size, size, generator=g) > 0.7).float()
+    return image, mask
+
+
+@pytest.mark.parametrize("t, stage, terms", [
+    (800, "segment", {"dice", "bce"}),
+    (400, "model", {"mse"}),
+    (50, "refine", {"dice", "bce", "mse"}),
+])
+def test_each_stage_loss_path(t, stage, terms):
+    model = StagedDiffusionSegmenter(**SMALL)
+    image, mask = _batch()
+    loss, logs = model.diffusion_loss(image, mask, t=torch.full((4,), t))
+    assert set(k.split("/")[-1] for k in logs if k.startswith(f"stage/{stage}/")) == terms
+    assert not any(k.startswith("stage/") and stage not in k for k in logs)
+    assert torch.isfinite(loss) and loss > 0
+    loss.backward()
+    assert model.denoiser.out.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.condition.parameters())  # frozen by default
+
+
+def test_eps_and_v_stages_with_dice_use_the_implied_x0():
+    stages = [dict(name="all", start=0, end=1000, target="eps", loss={"mse": 1, "dice": 1, "bce": 1}, steps=10)]
+    model = StagedDiffusionSegmenter(stages=stages, **SMALL)
+    image, mask = _batch()
+    loss, logs = model.diffusion_loss(image, mask, t=torch.full((4,), 100))
+    assert {"stage/all/mse", "stage/all/dice", "stage/all/bce"} <= set(logs)
+    # a perfect eps prediction gives zero mse and a (near) perfect implied x0
+    x0 = mask * 2 - 1
+    noise = torch.randn_like(x0)
+    t = torch.full((4,), 100)
+    from unisegdiff.diffusion import q_sample
+    x_t = q_sample(model.schedule, x0, t, noise)
+    total, terms = model.stage_loss(model.plan.stages[0], noise, x_t, t, x0, noise)
+    assert terms["mse"] == 0 and terms["dice"] < 0.05
+
+
+def test_x0_head_is_logit_parameterized():
+    raw = torch.tensor([-20.0, 0.0, 20.0])
+    assert torch.allclose(StagedDiffusionSegmenter.as_prediction(raw, "x0"), torch.tensor([-1.0, 0.0, 1.0]))
+    assert torch.equal(StagedDiffusionSegmenter.as_prediction(raw, "v"), raw)
+
+
+def _count_calls(model):
+    calls = []
+    model.denoiser.register_forward_hook(lambda *a: calls.append(1))
+    return calls
+
+
+@pytest.mark.parametrize("kwargs, expected", [({}, 10), ({"sampling_steps": 50}, 50), ({"sampler": "ddpm", "sampling_steps": 20}, 20)])
+def test_inference_network_calls_and_outputs(kwargs, expected):
+    model = StagedDiffusionSegmenter(num_samples=3, **SMALL, **kwargs).eval()
+    calls = _count_calls(model)
+    image, _ = _batch(b=2)
+    fused = model.predict_fused(image, generator=torch.Generator().manual_seed(0))
+    assert len(calls) == expected == model.network_calls  # all K samples of both images in one batch per call
+    assert fused.probability.shape == (2, 1, 32, 32)
+    assert set(fused.mask.unique().tolist()) <= {0.0, 1.0}
+    assert fused.uncertainty.min() >= 0 and fused.uncertainty.max() <= 1
+    again = model.predict_fused(image, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(fused.probability, again.probability)
+
+
+def test_invalid_settings_are_rejected():
+    with pytest.raises(ValueError, match="sampler must be 'ddim' or 'ddpm'"):
+        StagedDiffusionSegmenter(sampler="euler", **SMALL)
+    with pytest.raises(ValueError, match="num_steps must be in"):
+        StagedDiffusionSegmenter(sampling_steps=5000, **SMALL)
+    with pytest.raises(ValueError, match="gap between stage"):
+        StagedDiffusionSegmenter(stages=[dict(name="a", start=0, end=10, target="x0"), dict(name="b", start=20, end=1000, target="eps")], **SMALL)
+
+
+def test_condition_checkpoint_loads_weights_only_and_freezes(tmp_path):
+    phase1 = DeterministicSegmenter(features=SMALL["condition_features"])
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, max_steps=0)
+    trainer.strategy.connect(phase1)
+    ckpt = tmp_path / "phase1.ckpt"
+    trainer.save_checkpoint(ckpt)
+    model = StagedDiffusionSegmenter(condition_ckpt=str(ckpt), **SMALL)
+    for a, b in zip(model.condition.state_dict().values(), phase1.net.state_dict().values()):
+        assert torch.equal(a, b)
+    model.train()
+    assert not model.condition.training and model.denoiser.training
+    assert not any(p.requires_grad for p in model.condition.parameters())
+    tuned = StagedDiffusionSegmenter(condition_ckpt=str(ckpt), freeze_condition=False, **SMALL)
+    loss, logs = tuned.diffusion_loss(*_batch())
+    loss.backward()
+    assert "condition" in logs and any(p.grad is not None for p in tuned.condition.parameters())
+
+
+def test_condition_checkpoint_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.ckpt' does not exist"):
+        StagedDiffusionSegmenter(condition_ckpt=str(tmp_path / "missing.ckpt"), **SMALL)
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot be read as a weights-only torch checkpoint"):
+        StagedDiffusionSegmenter(condition_ckpt=str(bad), **SMALL)
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"net.conv_0.weight": torch.zeros(1)}}, other)
+    with pytest.raises(ValueError, match="does not fit ConditionUNet"):
+        StagedDiffusionSegmenter(condition_ckpt=str(other), **SMALL)
+
+
+def test_three_dimensional_model_trains_and_samples():
+    model = StagedDiffusionSegmenter(spatial_dims=3, in_channels=1, num_samples=2, **SMALL)
+    image = torch.randn(1, 1, 32, 32, 16)
+    mask = (torch.rand(1, 1, 32, 32, 16) > 0.8).float()
+    loss, _ = model.diffusion_loss(image, mask)
+    loss.backward()
+    fused = model.eval().predict_fused(image)
+    assert fused.mask.shape == (1, 1, 32, 32, 16)
