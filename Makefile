@@ -29,10 +29,12 @@ test-slow: $(STAMP)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -m slow
 
 demo: $(STAMP)
+	$(BIN)/unisegdiff fit --config configs/unisegdiff/demo_condition.yaml
 	$(BIN)/unisegdiff fit --config configs/unisegdiff/demo.yaml
+	$(BIN)/unisegdiff test --config configs/unisegdiff/demo.yaml --ckpt_path runs/demo/staged/last.ckpt
 
 benchmark: $(STAMP)
 	$(BIN)/python bench/benchmark.py --profile quick
 
 clean:
-	rm -rf $(VENV) lightning_logs reports/.tmp
+	rm -rf $(VENV) lightning_logs runs reports/.tmp

@@ -1,0 +1,48 @@
+"""Every YAML in configs/ parses with ``--print_config``; the CLI exposes its subcommands."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from unisegdiff.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if "sweeps" not in p.parts and "benchmark" not in p.parts)
+
+
+def test_there_are_configs_for_each_half():
+    folders = {p.parent.name for p in CONFIGS}
+    assert {"unisegdiff"} <= folders
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(ROOT / "configs")))
+def test_config_parses_with_print_config(config, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    source = yaml.safe_load(config.read_text())
+    for section in ("model", "data"):
+        if isinstance(source.get(section), dict) and "class_path" in source[section]:
+            assert printed[section]["class_path"].endswith(source[section]["class_path"].split(".")[-1])
+
+
+def test_fit_print_config_without_config(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--print_config"])
+    assert "trainer:" in capsys.readouterr().out
+
+
+def test_console_script_and_module_help():
+    out = subprocess.run([sys.executable, "-m", "unisegdiff", "--help"], capture_output=True, text=True, check=True).stdout
+    for word in ("fit", "validate", "test", "predict", "data", "sweep-dry-run"):
+        assert word in out
+
+
+def test_unknown_model_class_is_a_clear_error(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--model", "unisegdiff.models.NoSuchModel", "--print_config"])
+    assert "NoSuchModel" in capsys.readouterr().err
