@@ -124,3 +124,13 @@ def test_three_dimensional_model_trains_and_samples():
     loss.backward()
     fused = model.eval().predict_fused(image)
     assert fused.mask.shape == (1, 1, 32, 32, 16)
+
+
+def test_per_image_generators_make_samples_independent_of_batch_company():
+    model = StagedDiffusionSegmenter(num_samples=2, sampler="ddpm", sampling_steps=5, **SMALL).eval()
+    image, _ = _batch(b=3)
+    gens = lambda seeds: [torch.Generator().manual_seed(s) for s in seeds]
+    together = model.sample_masks(image, 2, gens([1, 2, 3]))
+    alone = model.sample_masks(image[1:2], 2, gens([2]))
+    torch.testing.assert_close(together[1:2], alone)
+    assert not torch.equal(together[0], together[1])

@@ -15,6 +15,17 @@ from unisegdiff.diffusion.schedules import NoiseSchedule
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Prediction = str | Callable[[int], str]
+Generators = torch.Generator | list[torch.Generator] | None
+
+
+def randn_rows(shape: tuple[int, ...], generator: Generators, device=None, dtype=None) -> torch.Tensor:
+    """Standard normal noise; with a list of generators, row i is drawn from ``generator[i]`` so that a
+    sample's noise does not depend on which other samples share its batch (DDP, batch sizes)."""
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]} rows")
+        return torch.stack([torch.randn(shape[1:], generator=g, device=device, dtype=dtype) for g in generator])
+    return torch.randn(shape, generator=generator, device=device, dtype=dtype)
 
 
 def spaced_timesteps(num_timesteps: int, num_steps: int) -> list[int]:
@@ -65,7 +76,7 @@ def sample(
     timesteps: list[int],
     prediction: Prediction,
     eta: float = 0.0,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     clip_x0: tuple[float, float] | None = None,
     callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
@@ -87,7 +98,7 @@ def sample(
         pred = model(x, t_batch)
         noise = None
         if eta > 0 and t_prev >= 0:
-            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            noise = randn_rows(tuple(x.shape), generator, device=x.device, dtype=x.dtype)
         x, x0 = sampling_step(schedule, pred, kind_of(t), x, t, t_prev, eta=eta, noise=noise, clip_x0=clip_x0)
         if callback is not None:
             callback(t, x0)

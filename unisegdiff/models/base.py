@@ -24,7 +24,7 @@ class SegmentationModule(L.LightningModule):
         self.last_metrics: dict[str, dict[str, float]] = {}
 
     # --- to implement -------------------------------------------------------------------------
-    def predict_fused(self, image: torch.Tensor, generator: torch.Generator | None = None) -> FusedPrediction:
+    def predict_fused(self, image: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None = None) -> FusedPrediction:
         raise NotImplementedError
 
     # --- evaluation ---------------------------------------------------------------------------
@@ -41,10 +41,14 @@ class SegmentationModule(L.LightningModule):
         self.eval_metrics[split].update(fused.mask, batch["mask"], list(batch["dataset"]))
         return fused
 
-    def _eval_generator(self, batch: dict) -> torch.Generator:
-        # seeded from the batch's stems so that samples do not depend on batch order, rank or epoch
-        key = "|".join(str(s) for s in batch.get("stem", [])) or str(tuple(batch["image"].shape))
-        return torch.Generator(device=batch["image"].device).manual_seed(zlib.crc32(key.encode()))
+    def _eval_generator(self, batch: dict) -> list[torch.Generator]:
+        """One generator per sample, seeded from its dataset and stem: a sample's prediction does not
+        depend on batch size, order, rank or epoch."""
+        n = batch["image"].shape[0]
+        names = list(batch.get("dataset", [""] * n))
+        stems = list(batch.get("stem", [str(i) for i in range(n)]))
+        device = batch["image"].device
+        return [torch.Generator(device=device).manual_seed(zlib.crc32(f"{d}/{s}".encode())) for d, s in zip(names, stems)]
 
     def _eval_epoch_end(self, split: str) -> None:
         metrics = self.eval_metrics[split]
@@ -75,6 +79,21 @@ class SegmentationModule(L.LightningModule):
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, Any]:
         fused = self.predict_fused(batch["image"], generator=self._eval_generator(batch))
         return {"probability": fused.probability, "mask": fused.mask, "uncertainty": fused.uncertainty, "meta": batch.get("meta")}
+
+    # --- exact resume -------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # timesteps and noise come from the global RNG: keep its state so a resumed run continues
+        # with the same draws as an uninterrupted one (Lightning does not store RNG states itself)
+        checkpoint["rng_state"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_state"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("rng_state")
+        if state is not None:
+            torch.set_rng_state(state["torch"])
+            if "cuda" in state and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda"])
 
     # --- optimization -------------------------------------------------------------------------
     def configure_optimizers(self):

@@ -19,7 +19,8 @@ import torch
 from monai.losses import DiceLoss
 from torch.nn import functional as F
 
-from unisegdiff.diffusion import StagePlan, from_x0_eps, make_schedule, q_sample, sample, spaced_timesteps, to_x0_eps
+from unisegdiff.diffusion import StagePlan, from_x0_eps, make_schedule, q_sample, randn_rows, sample, spaced_timesteps, to_x0_eps
+from unisegdiff.diffusion.samplers import Generators
 from unisegdiff.inference import FusedPrediction, fuse_samples
 from unisegdiff.models.base import SegmentationModule
 from unisegdiff.models.checkpoints import load_module_weights
@@ -181,14 +182,19 @@ class StagedDiffusionSegmenter(SegmentationModule):
         return len(self.inference_timesteps())
 
     @torch.inference_mode()
-    def sample_masks(self, image: torch.Tensor, num_samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(B, K, 1, ...) sample probabilities in [0, 1]; all K samples of all images run as one batch."""
+    def sample_masks(self, image: torch.Tensor, num_samples: int, generator: Generators = None) -> torch.Tensor:
+        """(B, K, 1, ...) sample probabilities in [0, 1]; all K samples of all images run as one batch.
+
+        ``generator`` may be one generator per image: each image's K samples then depend only on it.
+        """
         logits, feats = self.condition.forward_features(image)
         k = num_samples
         feats = [f.repeat_interleave(k, 0) for f in feats]
         logits = logits.repeat_interleave(k, 0)
         shape = (image.shape[0] * k, 1, *image.shape[2:])
-        x_T = torch.randn(shape, generator=generator, device=image.device, dtype=image.dtype)
+        if isinstance(generator, (list, tuple)):
+            generator = [g for g in generator for _ in range(k)]
+        x_T = randn_rows(shape, generator, device=image.device, dtype=image.dtype)
 
         def model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return self.as_prediction(self.denoise(x_t, t, feats, logits), self.plan.target_at(int(t[0])))
@@ -197,7 +203,7 @@ class StagedDiffusionSegmenter(SegmentationModule):
         x0 = sample(model, x_T, self.schedule, self.inference_timesteps(), self.plan.target_at, eta=eta, generator=generator, clip_x0=(-1.0, 1.0))
         return ((x0 + 1) / 2).clamp(0, 1).reshape(image.shape[0], k, *x0.shape[1:])
 
-    def predict_fused(self, image: torch.Tensor, generator: torch.Generator | None = None) -> FusedPrediction:
+    def predict_fused(self, image: torch.Tensor, generator: Generators = None) -> FusedPrediction:
         samples = self.sample_masks(image, self.hparams.num_samples, generator)
         return fuse_samples(samples, self.hparams.fusion, self.hparams.uncertainty)
 
