@@ -62,7 +62,7 @@ def _count_calls(model):
     return calls
 
 
-@pytest.mark.parametrize("kwargs, expected", [({}, 10), ({"sampling_steps": 50}, 50), ({"sampler": "ddpm", "sampling_steps": 20}, 20)])
+@pytest.mark.parametrize("kwargs, expected", [({}, 8), ({"sampling_steps": 50}, 50), ({"sampler": "ddpm", "sampling_steps": 20}, 20)])
 def test_inference_network_calls_and_outputs(kwargs, expected):
     model = StagedDiffusionSegmenter(num_samples=3, **SMALL, **kwargs).eval()
     calls = _count_calls(model)

@@ -29,7 +29,7 @@ from unisegdiff.nets import ConditionalDenoiser, ConditionUNet
 DEFAULT_STAGES: list[dict[str, Any]] = [
     {"name": "segment", "start": 600, "end": 1000, "target": "x0", "loss": {"dice": 1.0, "bce": 1.0}, "steps": 1},
     {"name": "model", "start": 200, "end": 600, "target": "v", "loss": {"mse": 1.0}, "steps": 4},
-    {"name": "refine", "start": 0, "end": 200, "target": "x0", "loss": {"dice": 1.0, "bce": 1.0, "mse": 1.0}, "steps": 5},
+    {"name": "refine", "start": 0, "end": 200, "target": "x0", "loss": {"dice": 1.0, "bce": 1.0, "mse": 1.0}, "steps": 3},
 ]
 
 
