@@ -134,3 +134,13 @@ def test_per_image_generators_make_samples_independent_of_batch_company():
     alone = model.sample_masks(image[1:2], 2, gens([2]))
     torch.testing.assert_close(together[1:2], alone)
     assert not torch.equal(together[0], together[1])
+
+
+def test_stage_boundaries_and_steps_overrides():
+    model = StagedDiffusionSegmenter(stage_boundaries=[100, 500], stage_steps=[2, 3, 1], **SMALL)
+    assert [(s.name, s.start, s.end, s.steps) for s in model.plan.stages] == [("refine", 0, 100, 2), ("model", 100, 500, 3), ("segment", 500, 1000, 1)]
+    assert model.network_calls == 6
+    with pytest.raises(ValueError, match="stage_boundaries needs 2 values"):
+        StagedDiffusionSegmenter(stage_boundaries=[100], **SMALL)
+    with pytest.raises(ValueError, match="overlaps"):
+        StagedDiffusionSegmenter(stage_boundaries=[600, 500], **SMALL)

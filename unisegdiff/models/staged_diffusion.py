@@ -33,11 +33,32 @@ DEFAULT_STAGES: list[dict[str, Any]] = [
 ]
 
 
+def build_plan(stages: list[dict[str, Any]], num_timesteps: int, boundaries: list[int] | None = None, steps: list[int] | None = None) -> StagePlan:
+    """A StagePlan from stage dicts, with optional boundary / step-count overrides (ascending-t order)."""
+    plan = StagePlan(stages, num_timesteps)
+    specs = plan.to_dict()
+    if boundaries is not None:
+        if len(boundaries) != len(specs) - 1:
+            raise ValueError(f"stage_boundaries needs {len(specs) - 1} values for {len(specs)} stages, got {boundaries}")
+        edges = [0, *boundaries, num_timesteps]
+        for spec, start, end in zip(specs, edges, edges[1:]):
+            spec["start"], spec["end"] = start, end
+    if steps is not None:
+        if len(steps) != len(specs):
+            raise ValueError(f"stage_steps needs {len(specs)} values (one per stage, ascending t), got {steps}")
+        for spec, n in zip(specs, steps):
+            spec["steps"] = n
+    return StagePlan(specs, num_timesteps) if (boundaries or steps) else plan
+
+
 class StagedDiffusionSegmenter(SegmentationModule):
     """Phase 2: conditional diffusion on the lesion mask with a staged prediction target.
 
     Args:
         stages: the StagePlan as a list of stage dicts (name, start, end, target, loss, weight, steps).
+        stage_boundaries: optional override of the inner boundaries (ascending, one fewer than stages),
+            e.g. [200, 600]; a sweepable knob.
+        stage_steps: optional override of the inference steps per stage, in ascending-t stage order.
         num_timesteps, schedule: the diffusion process.
         condition_ckpt: phase-1 checkpoint (DeterministicSegmenter) whose network conditions the denoiser.
         freeze_condition: keep the condition network frozen (True) or fine-tune it with an auxiliary loss.
@@ -51,6 +72,8 @@ class StagedDiffusionSegmenter(SegmentationModule):
     def __init__(
         self,
         stages: list[dict[str, Any]] | None = None,
+        stage_boundaries: list[int] | None = None,
+        stage_steps: list[int] | None = None,
         num_timesteps: int = 1000,
         schedule: str = "cosine",
         spatial_dims: int = 2,
@@ -76,7 +99,7 @@ class StagedDiffusionSegmenter(SegmentationModule):
             raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        self.plan = StagePlan(stages if stages is not None else DEFAULT_STAGES, num_timesteps)
+        self.plan = build_plan(stages if stages is not None else DEFAULT_STAGES, num_timesteps, stage_boundaries, stage_steps)
         self.schedule = make_schedule(schedule, num_timesteps)
         if sampling_steps is not None:
             spaced_timesteps(num_timesteps, sampling_steps)  # validates early
