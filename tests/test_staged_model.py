@@ -142,5 +142,5 @@ def test_stage_boundaries_and_steps_overrides():
     assert model.network_calls == 6
     with pytest.raises(ValueError, match="stage_boundaries needs 2 values"):
         StagedDiffusionSegmenter(stage_boundaries=[100], **SMALL)
-    with pytest.raises(ValueError, match="overlaps"):
+    with pytest.raises(ValueError, match=r"stage_boundaries must be strictly ascending inside \(0, 1000\), got \[600, 500\]"):
         StagedDiffusionSegmenter(stage_boundaries=[600, 500], **SMALL)

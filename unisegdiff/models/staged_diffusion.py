@@ -41,6 +41,8 @@ def build_plan(stages: list[dict[str, Any]], num_timesteps: int, boundaries: lis
         if len(boundaries) != len(specs) - 1:
             raise ValueError(f"stage_boundaries needs {len(specs) - 1} values for {len(specs)} stages, got {boundaries}")
         edges = [0, *boundaries, num_timesteps]
+        if any(a >= b for a, b in zip(edges, edges[1:])):
+            raise ValueError(f"stage_boundaries must be strictly ascending inside (0, {num_timesteps}), got {boundaries}")
         for spec, start, end in zip(specs, edges, edges[1:]):
             spec["start"], spec["end"] = start, end
     if steps is not None:
