@@ -1,0 +1,71 @@
+"""Balanced sampling across datasets of very different sizes, correct under DDP.
+
+``DistributedWeightedSampler`` draws one weighted sequence per epoch (same on every rank: seed + epoch) and
+gives each rank every ``world_size``-th index. It subclasses ``DistributedSampler``, so Lightning neither
+replaces nor wraps it (it only does so for samplers that are not ``DistributedSampler``s) and calls its
+``set_epoch`` each epoch; no ``use_distributed_sampler=False`` is needed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Iterator, Sequence
+
+import torch
+from torch.utils.data import DistributedSampler
+
+
+def balanced_weights(dataset_of_sample: Sequence[str], dataset_weights: dict[str, float] | None = None) -> list[float]:
+    """Per-sample weights that give each dataset a share proportional to its weight (default 1 each),
+    whatever its size."""
+    dataset_weights = dict(dataset_weights or {})
+    counts = Counter(dataset_of_sample)
+    unknown = sorted(set(dataset_weights) - set(counts))
+    if unknown:
+        raise ValueError(f"dataset_weights names datasets that are not in the train split: {unknown}; known: {sorted(counts)}")
+    negative = {k: v for k, v in dataset_weights.items() if v < 0}
+    if negative:
+        raise ValueError(f"dataset_weights must be >= 0, got {negative}")
+    weights = [float(dataset_weights.get(name, 1.0)) / counts[name] for name in dataset_of_sample]
+    if not any(weights):
+        raise ValueError("dataset_weights gives every train sample weight 0; give at least one dataset a positive weight")
+    return weights
+
+
+class DistributedWeightedSampler(DistributedSampler):
+    """Weighted sampling with replacement, sharded by rank.
+
+    Args:
+        weights: one non-negative weight per sample.
+        num_samples: draws per epoch over all ranks (default: ``len(weights)``); rounded up to a multiple of ``num_replicas``.
+        num_replicas / rank: the DDP world size and this process's global rank (1 / 0 without DDP).
+        seed: base seed; epoch ``e`` draws with ``seed + e``. Without ``set_epoch`` calls (plain loops)
+            every new iteration moves to the next epoch by itself.
+    """
+
+    def __init__(self, weights: Sequence[float], num_samples: int | None = None, num_replicas: int = 1, rank: int = 0, seed: int = 0):
+        weights_tensor = torch.as_tensor(list(weights), dtype=torch.double)
+        if weights_tensor.numel() == 0 or (weights_tensor < 0).any() or weights_tensor.sum() <= 0:
+            raise ValueError("weights must be non-empty, non-negative and not all zero")
+        super().__init__(range(len(weights_tensor)), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.weights = weights_tensor
+        total = len(weights_tensor) if num_samples is None else int(num_samples)
+        self.num_samples = math.ceil(total / num_replicas)
+        self.total_size = self.num_samples * num_replicas
+        self._epoch_was_set = False
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self._epoch_was_set = True
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        drawn = torch.multinomial(self.weights, self.total_size, replacement=True, generator=generator)
+        if not self._epoch_was_set:
+            self.epoch += 1  # next plain iteration draws a new sequence
+        self._epoch_was_set = False
+        return iter(drawn[self.rank:self.total_size:self.num_replicas].tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
