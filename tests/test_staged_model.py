@@ -92,12 +92,14 @@ def test_condition_checkpoint_loads_weights_only_and_freezes(tmp_path):
     ckpt = tmp_path / "phase1.ckpt"
     trainer.save_checkpoint(ckpt)
     model = StagedDiffusionSegmenter(condition_ckpt=str(ckpt), **SMALL)
+    model.load_condition_weights()
     for a, b in zip(model.condition.state_dict().values(), phase1.net.state_dict().values()):
         assert torch.equal(a, b)
     model.train()
     assert not model.condition.training and model.denoiser.training
     assert not any(p.requires_grad for p in model.condition.parameters())
     tuned = StagedDiffusionSegmenter(condition_ckpt=str(ckpt), freeze_condition=False, **SMALL)
+    tuned.load_condition_weights()
     loss, logs = tuned.diffusion_loss(*_batch())
     loss.backward()
     assert "condition" in logs and any(p.grad is not None for p in tuned.condition.parameters())
@@ -105,15 +107,15 @@ def test_condition_checkpoint_loads_weights_only_and_freezes(tmp_path):
 
 def test_condition_checkpoint_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.ckpt' does not exist"):
-        StagedDiffusionSegmenter(condition_ckpt=str(tmp_path / "missing.ckpt"), **SMALL)
+        StagedDiffusionSegmenter(condition_ckpt=str(tmp_path / "missing.ckpt"), **SMALL).load_condition_weights()
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="cannot be read as a weights-only torch checkpoint"):
-        StagedDiffusionSegmenter(condition_ckpt=str(bad), **SMALL)
+        StagedDiffusionSegmenter(condition_ckpt=str(bad), **SMALL).load_condition_weights()
     other = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"net.conv_0.weight": torch.zeros(1)}}, other)
     with pytest.raises(ValueError, match="does not fit ConditionUNet"):
-        StagedDiffusionSegmenter(condition_ckpt=str(other), **SMALL)
+        StagedDiffusionSegmenter(condition_ckpt=str(other), **SMALL).load_condition_weights()
 
 
 def test_three_dimensional_model_trains_and_samples():

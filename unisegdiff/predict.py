@@ -7,6 +7,7 @@ input's spacing, origin and direction. 3D volumes given to a 2D model are segmen
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +19,18 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from unisegdiff.data.preprocess import prepare_image
-from unisegdiff.data.readers import Geometry, read_image, write_image
+from unisegdiff.data.readers import PIL_EXTENSIONS, SITK_EXTENSIONS, Geometry, file_stem, file_suffix, read_image, write_image
 
-IMAGE_2D_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-VOLUME_EXTENSIONS = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".dcm")
 OUTPUT_KINDS = ("mask", "prob", "uncertainty")
+SUPPORTED = PIL_EXTENSIONS + SITK_EXTENSIONS
 
 
 def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+    return file_suffix(path) if path.is_file() else ""
 
 
 def _stem(path: Path) -> str:
-    suffix = _suffix(path)
-    return path.name[: -len(suffix)] if suffix and path.is_file() else path.name
+    return file_stem(path) if path.is_file() else path.name  # a DICOM series folder keeps its name
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -52,19 +50,19 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
             if files and all(_suffix(p) == ".dcm" for p in files):
                 found.append(path)  # one DICOM series
             else:
-                usable = [p for p in files if _suffix(p) in IMAGE_2D_EXTENSIONS + VOLUME_EXTENSIONS]
+                usable = [p for p in files if _suffix(p) in SUPPORTED]
                 if not usable:
-                    raise ValueError(f"predict: folder {item!r} holds no supported image ({IMAGE_2D_EXTENSIONS + VOLUME_EXTENSIONS})")
+                    raise ValueError(f"predict: folder {item!r} holds no supported image ({SUPPORTED})")
                 found.extend(usable)
-        elif _suffix(path) in IMAGE_2D_EXTENSIONS + VOLUME_EXTENSIONS:
+        elif _suffix(path) in SUPPORTED:
             found.append(path)
         else:
-            raise ValueError(f"predict: input {item!r} has an unsupported extension; supported: {IMAGE_2D_EXTENSIONS + VOLUME_EXTENSIONS}")
+            raise ValueError(f"predict: input {item!r} has an unsupported extension; supported: {SUPPORTED}")
     return found
 
 
 def output_paths(path: Path, output_dir: Path) -> dict[str, Path]:
-    ext = ".png" if _suffix(path) in IMAGE_2D_EXTENSIONS else ".nii.gz"
+    ext = ".png" if _suffix(path) in PIL_EXTENSIONS else ".nii.gz"
     return {kind: output_dir / f"{_stem(path)}_{kind}{ext}" for kind in OUTPUT_KINDS}
 
 
@@ -101,7 +99,7 @@ class PredictionDataset(Dataset):
         path = self.inputs[i]
         record = read_image(str(path))
         array = record.array
-        is_2d_file = _suffix(path) in IMAGE_2D_EXTENSIONS
+        is_2d_file = _suffix(path) in PIL_EXTENSIONS
         if is_2d_file or array.ndim == 2:
             slices = [array]
         elif array.ndim == 3 and array.shape[0] == 1:
@@ -113,7 +111,7 @@ class PredictionDataset(Dataset):
         image = torch.stack([prepare_image(s, self.modality, self.image_size, self.channels) for s in slices])
         shape2d = tuple(slices[0].shape[:2])
         meta = {"path": str(path), "stem": _stem(path), "shape": tuple(array.shape), "shape2d": shape2d,
-                "geometry": record.geometry, "is_2d_file": is_2d_file, "outputs": {k: str(v) for k, v in self.outputs[path].items()}}
+                "geometry": dataclasses.asdict(record.geometry), "is_2d_file": is_2d_file, "outputs": {k: str(v) for k, v in self.outputs[path].items()}}
         return {"image": image, "stem": [meta["stem"]] * image.shape[0], "meta": meta}
 
 
@@ -165,7 +163,7 @@ class PredictionWriter(BasePredictionWriter):
         prob = _to_input_grid(prediction["probability"], meta["shape2d"])
         unc = _to_input_grid(prediction["uncertainty"], meta["shape2d"])
         mask = (prob > 0.5).astype(np.uint8)
-        geometry: Geometry = meta["geometry"]
+        geometry = Geometry(**{k: tuple(v) for k, v in meta["geometry"].items()})
         outs = meta["outputs"]
         if meta["is_2d_file"]:
             arrays = {"mask": mask[0] * 255, "prob": np.round(prob[0] * 255).astype(np.uint8),

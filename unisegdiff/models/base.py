@@ -85,6 +85,10 @@ class SegmentationModule(L.LightningModule):
         # timesteps and noise come from the global RNG: keep its state so a resumed run continues
         # with the same draws as an uninterrupted one (Lightning does not store RNG states itself)
         checkpoint["rng_state"] = {"torch": torch.get_rng_state()}
+        # lets `unisegdiff predict/test --ckpt_path` rebuild the right class even for checkpoints
+        # written outside LightningCLI (benchmarks, notebooks)
+        cls = type(self)
+        checkpoint.setdefault("hyper_parameters", {}).setdefault("_class_path", f"{cls.__module__}.{cls.__qualname__}")
         if torch.cuda.is_available():
             checkpoint["rng_state"]["cuda"] = torch.cuda.get_rng_state_all()
 

@@ -62,7 +62,8 @@ class StagedDiffusionSegmenter(SegmentationModule):
             e.g. [200, 600]; a sweepable knob.
         stage_steps: optional override of the inference steps per stage, in ascending-t stage order.
         num_timesteps, schedule: the diffusion process.
-        condition_ckpt: phase-1 checkpoint (DeterministicSegmenter) whose network conditions the denoiser.
+        condition_ckpt: phase-1 checkpoint (DeterministicSegmenter) whose network conditions the denoiser;
+            loaded when a Trainer run starts without a checkpoint of this module (or by ``load_condition_weights``).
         freeze_condition: keep the condition network frozen (True) or fine-tune it with an auxiliary loss.
         condition_loss_weight: weight of the condition network's own Dice + BCE loss when fine-tuned.
         num_samples: K samples per image at inference, fused by ``fusion`` (mean / staple).
@@ -106,8 +107,6 @@ class StagedDiffusionSegmenter(SegmentationModule):
         if sampling_steps is not None:
             spaced_timesteps(num_timesteps, sampling_steps)  # validates early
         self.condition = ConditionUNet(spatial_dims=spatial_dims, in_channels=in_channels, features=condition_features)
-        if condition_ckpt:
-            load_module_weights(self.condition, condition_ckpt, prefix="net.")
         self.freeze_condition = freeze_condition
         self.condition.requires_grad_(not freeze_condition)
         self.condition.train(not freeze_condition)
@@ -118,6 +117,18 @@ class StagedDiffusionSegmenter(SegmentationModule):
         self.dice = DiceLoss(sigmoid=False)
 
     # --- conditioning -------------------------------------------------------------------------
+    def load_condition_weights(self) -> None:
+        """Load the phase-1 network from ``condition_ckpt`` (weights only)."""
+        if self.hparams.condition_ckpt:
+            load_module_weights(self.condition, self.hparams.condition_ckpt, prefix="net.")
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        # phase-1 weights are loaded when a run starts from scratch; a run restored from its own
+        # checkpoint (resume, test, predict) already holds them, so the phase-1 file is not needed then
+        if self.trainer is not None and self.trainer.ckpt_path is None:
+            self.load_condition_weights()
+
     def train(self, mode: bool = True):
         super().train(mode)
         if self.freeze_condition:
