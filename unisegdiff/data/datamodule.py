@@ -156,6 +156,8 @@ class LesionDataModule(L.LightningDataModule):
         refs: dict[str, dict[str, SampleRef]] = {}
         if self.root is None:
             for style in PHANTOM_STYLES:
+                if self.selected and style not in self.selected:
+                    continue
                 spec = registry[style]
                 refs[style] = {f"{style.removeprefix('phantom_')}_{i:04d}": SampleRef(style, f"{style.removeprefix('phantom_')}_{i:04d}", spec, phantom_index=i, phantom_seed=self.seed)
                                for i in range(self.phantom_samples)}
