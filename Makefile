@@ -8,6 +8,7 @@ STAMP   = $(VENV)/.installed
 SHARED_DATA := $(wildcard ../shared/data/lesion2d)
 export UNISEGDIFF_DATA ?= $(if $(SHARED_DATA),$(abspath ../shared/data/lesion2d),$(abspath data))
 export WANDB_MODE ?= offline
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install test test-slow demo benchmark clean
 
