@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "reports" / "bench" / "data.json"))
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     module = LesionDataModule(root=args.root, image_size=args.image_size, batch_size=args.batch_size, num_workers=args.num_workers)
     start = time.perf_counter()
     module.setup("fit")
@@ -89,7 +90,7 @@ def main() -> None:
         "loader": loader_throughput(module, args.loader_batches),
         "training": training_wait_share(module, args.steps),
         "stand_in_model": "monai BasicUNet features=(16,32,64,128,256,16), AdamW, BCE",
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "load_average_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)], "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version()},
     }
     result["target_met"] = result["training"]["data_wait_share"] < 0.10
     out = Path(args.out)

@@ -155,3 +155,28 @@ def test_real_datasets_through_the_registry(shared_data: Path):
     module.setup("fit")
     batch = next(iter(module.train_dataloader()))
     _check_batch(batch, 64)
+
+
+def test_lightning_fit_smoke_with_weighted_sampler(tmp_path: Path):
+    import lightning as L
+
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Conv2d(3, 1, 3, padding=1)
+
+        def training_step(self, batch, batch_idx):
+            return torch.nn.functional.binary_cross_entropy_with_logits(self.net(batch["image"]), batch["mask"])
+
+        def validation_step(self, batch, batch_idx):
+            assert batch["dataset"] and batch["stem"]
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    module = LesionDataModule(image_size=16, phantom_samples=6, batch_size=4, num_workers=0)
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=2, limit_val_batches=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(Tiny(), datamodule=module)
+    assert isinstance(trainer.train_dataloader.sampler, DistributedWeightedSampler)
+    assert trainer.train_dataloader.sampler.epoch == 1  # Lightning called set_epoch
