@@ -125,3 +125,10 @@ def test_too_small_dataset_and_unknown_selection(tmp_path: Path):
         LesionDataModule(root=str(tmp_path), num_workers=0).splits()
     with pytest.raises(DataError, match=r"datasets \['nope'\] not found"):
         LesionDataModule(root=str(tmp_path), datasets=["nope"], num_workers=0).splits()
+
+
+def test_empty_split_is_a_clear_error():
+    module = LesionDataModule(image_size=16, phantom_samples=5, test_fraction=0, num_workers=0)
+    with pytest.raises(DataError, match="test split is empty; raise test_fraction"):
+        module.test_dataloader()
+    assert LesionDataModule(image_size=16, phantom_samples=5, val_fraction=0, num_workers=0).val_dataloader() == []

@@ -258,14 +258,11 @@ class LesionDataModule(L.LightningDataModule):
         return self._loader(dataset, sampler=sampler, drop_last=len(sampler) > self.batch_size)
 
     def val_dataloader(self) -> DataLoader | list:
-        if self.val_fraction == 0 and len(self._datasets.get("val") or self.split_dataset_or_empty("val")) == 0:
-            return []  # validation switched off
+        if self.val_fraction == 0:
+            self.setup("validate")
+            if len(self._datasets["val"]) == 0:
+                return []  # validation switched off (Lightning skips it)
         return self._loader(self.split_dataset("val"), shuffle=False)
-
-    def split_dataset_or_empty(self, split: str) -> LesionSampleDataset:
-        if split not in self._datasets:
-            self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
-        return self._datasets[split]
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.split_dataset("test"), shuffle=False)
