@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from unisegdiff.data.canonical import PairPaths, load_pair, read_2d
 from unisegdiff.data.checks import check_root
