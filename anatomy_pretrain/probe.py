@@ -1,0 +1,116 @@
+"""Downstream protocol: multi-class organ segmentation with a linear or non-linear head on a frozen pretrained
+backbone (probing) or with the backbone trained too (fine-tuning); sliding-window inference and per-class Dice.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import lightning as L
+import torch
+from monai.inferers import SlidingWindowInferer
+from monai.losses import DiceCELoss
+from monai.metrics import DiceMetric
+from monai.networks.utils import one_hot
+
+from anatomy_pretrain.backbone import GuidedUNet3D
+from anatomy_pretrain.checkpoints import frozen, load_pretrained_backbone
+from anatomy_pretrain.coordinate_embedding import coordinate_embedding
+from anatomy_pretrain.heads import make_head
+
+
+class SegmentationProbe(L.LightningModule):
+    """Backbone from ``pretrainer_ckpt`` (random init with ``features`` when None) + head. A guided backbone is run
+    with its frozen coordinate model, as in pretraining. ``finetune=False`` freezes the backbone (probing)."""
+
+    def __init__(
+        self,
+        num_classes: int = 16,
+        pretrainer_ckpt: str | None = None,
+        features: tuple[int, int, int, int, int, int] = (16, 16, 32, 64, 128, 16),
+        head: Literal["linear", "nonlinear"] = "nonlinear",
+        head_width: int = 16,
+        finetune: bool = False,
+        lr: float = 3e-3,
+        backbone_lr: float = 3e-4,
+        roi_size: tuple[int, int, int] = (32, 32, 32),
+        sw_overlap: float = 0.25,
+        class_names: list[str] | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.coordinate_net = None
+        self.num_frequencies = 3
+        if pretrainer_ckpt:
+            self.net, self.coordinate_net, pre_hp = load_pretrained_backbone(pretrainer_ckpt)
+            self.num_frequencies = int(pre_hp.get("num_frequencies", 3))
+        else:
+            self.net = GuidedUNet3D(features=features)
+        if not finetune:
+            frozen(self.net)
+        self.head = make_head(head, self.net.encoder_channels, num_classes, head_width)
+        self.loss = DiceCELoss(to_onehot_y=True, softmax=True)
+        self.inferer = SlidingWindowInferer(roi_size=roi_size, sw_batch_size=4, overlap=sw_overlap, mode="gaussian")
+        self.dice = DiceMetric(include_background=False, reduction="mean_batch", ignore_empty=True)
+        self.names = list(class_names) if class_names else [f"class_{i}" for i in range(1, num_classes)]
+        self.last_dice: dict[str, float] = {}
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if not self.hparams.finetune:
+            self.net.eval()
+        if self.coordinate_net is not None:
+            self.coordinate_net.eval()
+        return self
+
+    def features(self, image: torch.Tensor) -> list[torch.Tensor]:
+        guide = None
+        if self.coordinate_net is not None:
+            with torch.no_grad():
+                guide = coordinate_embedding(self.coordinate_net(image), self.num_frequencies)
+        with torch.set_grad_enabled(self.hparams.finetune and torch.is_grad_enabled()):
+            return self.net.encode(image, guide)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(image))
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.loss(self(batch["image"]), batch["label"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
+        return loss
+
+    @torch.no_grad()
+    def segment(self, image: torch.Tensor) -> torch.Tensor:
+        """Whole-volume label map (B, 1, X, Y, Z) by sliding-window inference."""
+        return self.inferer(image, self).argmax(dim=1, keepdim=True)
+
+    def _eval_step(self, batch: dict) -> None:
+        k = self.hparams.num_classes
+        self.dice(one_hot(self.segment(batch["image"]), k), one_hot(batch["label"].clamp(0, k - 1), k))
+
+    def _eval_epoch_end(self, split: str) -> None:
+        per_class = self.dice.aggregate()  # all-gathered over ranks by MONAI: no sync_dist on top
+        self.dice.reset()
+        values = {name: float(v) for name, v in zip(self.names, per_class)}
+        present = [v for v in values.values() if v == v]
+        values["mean"] = sum(present) / max(len(present), 1)
+        self.last_dice = values
+        self.log_dict({f"{split}/dice/{name}": v for name, v in values.items()}, sync_dist=False)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def configure_optimizers(self):
+        groups = [{"params": list(self.head.parameters()), "lr": self.hparams.lr}]
+        if self.hparams.finetune:
+            groups.append({"params": list(self.net.parameters()), "lr": self.hparams.backbone_lr})
+        return torch.optim.AdamW(groups, weight_decay=1e-4)
