@@ -1,0 +1,184 @@
+"""Anatomy-pretraining benchmark: coordinate model (distance correlation on held-out phantoms), then random init vs
+restorative vs diffusion vs anatomy-guided diffusion under linear / non-linear probing, then the chain on real MR.
+
+Usage: python bench/bench_anatomy.py --profile quick   -> reports/bench/anatomy.json and anatomy.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from anatomy_pretrain.coordinate_model import AnatomicalCoordinateModel  # noqa: E402
+from anatomy_pretrain.phantoms import ORGAN_NAMES  # noqa: E402
+from anatomy_pretrain.pretrainer import AnatomyGuidedDiffusionPretrainer  # noqa: E402
+from anatomy_pretrain.probe import SegmentationProbe  # noqa: E402
+from anatomy_pretrain.tiny import quiet_trainer, save_module_checkpoint  # noqa: E402
+from anatomy_pretrain.volume_data import VolumeDataModule  # noqa: E402
+
+PROFILES = {
+    "quick": dict(phantoms=16, folds=1, features=(8, 16, 32, 64, 128, 8), coord_steps=150, pretrain_steps=120,
+                  probe_steps=100, linear_steps=60, hippo_cases=30, hippo_coord_steps=60, hippo_pretrain_steps=80, hippo_probe_steps=80),
+    "smoke": dict(phantoms=8, folds=1, features=(4, 4, 8, 16, 32, 4), coord_steps=2, pretrain_steps=2, probe_steps=2,
+                  linear_steps=2, hippo_cases=10, hippo_coord_steps=2, hippo_pretrain_steps=2, hippo_probe_steps=2),
+    "full": dict(phantoms=40, folds=4, features=(16, 16, 32, 64, 128, 16), coord_steps=1500, pretrain_steps=1500,
+                 probe_steps=800, linear_steps=600, hippo_cases=260, hippo_coord_steps=600, hippo_pretrain_steps=1000, hippo_probe_steps=600),
+}
+ARMS = {  # name -> pretrainer arguments (None: random init)
+    "random init": None,
+    "restorative": dict(pretext="restorative", guidance="none"),
+    "diffusion": dict(pretext="diffusion", guidance="none"),
+    "diffusion + anatomy guidance": dict(pretext="diffusion", guidance="film"),
+}
+HIPPO = ROOT.parent / "shared" / "data" / "volumes" / "hippocampus_mri_msd"
+
+
+def phantom_data(p: dict, fold: int, cache: Path, patch: int, train_on: str = "all", batch: int = 4) -> VolumeDataModule:
+    return VolumeDataModule(
+        phantoms=p["phantoms"], spacing=(4.0, 4.0, 4.0), window=(-300.0, 400.0), patch_size=(patch,) * 3, samples_per_volume=8,
+        queue_length=48, batch_size=batch, train_on=train_on, num_folds=max(p["folds"], 4), fold=fold, seed=0, cache_dir=str(cache),
+    )
+
+
+def hippo_data(p: dict, cache: Path, patch: int = 32, train_on: str = "all") -> VolumeDataModule:
+    return VolumeDataModule(
+        root=str(HIPPO), max_cases=p["hippo_cases"], spacing=(1.0, 1.0, 1.0), window=None, crop_to_body=False,
+        patch_size=(patch,) * 3, samples_per_volume=4, queue_length=32, batch_size=4, train_on=train_on, num_folds=5, fold=0,
+        cache_dir=str(cache),
+    )
+
+
+def fit(model, data, steps: int) -> float:
+    """Train for ``steps`` optimizer steps; return seconds per step."""
+    start = time.time()
+    quiet_trainer(max_steps=steps, limit_val_batches=0).fit(model, data)
+    return (time.time() - start) / max(steps, 1)
+
+
+def coordinate_stage(p, data, out: Path, steps: int, crop: int = 32) -> tuple[str, dict]:
+    model = AnatomicalCoordinateModel(features=p["features"], crop_size=crop, num_points=256, lr=2e-3, sw_overlap=0.25)
+    sec = fit(model, data, steps)
+    quiet_trainer().validate(model, data, verbose=False)
+    rs = model.last_distance_r
+    ckpt = str(save_module_checkpoint(model, out / "coordinates.ckpt"))
+    return ckpt, {"distance_r_mean": sum(rs) / len(rs), "distance_r_per_volume": rs, "sec_per_step": sec, "steps": steps}
+
+
+def pretrain_arms(p, data, out: Path, coord_ckpt: str, steps: int, arms: dict) -> tuple[dict, dict]:
+    ckpts, timing = {}, {}
+    for name, args in arms.items():
+        if args is None:
+            ckpts[name] = None
+            continue
+        model = AnatomyGuidedDiffusionPretrainer(
+            features=p["features"], coordinate_ckpt=coord_ckpt if args["guidance"] != "none" else None, max_timestep=600, lr=1e-3, **args,
+        )
+        timing[name] = fit(model, data, steps)
+        ckpts[name] = str(save_module_checkpoint(model, out / f"pretrain_{name.replace(' ', '_').replace('+', 'and')}.ckpt"))
+    return ckpts, timing
+
+
+def probe(p, data, ckpt: str | None, head: str, steps: int, num_classes: int, names: list[str]) -> dict:
+    torch.manual_seed(0)
+    model = SegmentationProbe(num_classes=num_classes, pretrainer_ckpt=ckpt, features=p["features"], head=head, lr=3e-3, class_names=names,
+                              sw_overlap=0.0)
+    sec = fit(model, data, steps)
+    quiet_trainer().validate(model, data, verbose=False)
+    return {"dice": model.last_dice, "sec_per_step": sec}
+
+
+def write_reports(results: dict, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / "anatomy.json.tmp"
+    tmp.write_text(json.dumps(results, indent=1))
+    os.replace(tmp, out_dir / "anatomy.json")
+    lines = [f"# Anatomy pretraining benchmark ({results['profile']} profile, CPU)", ""]
+    c = results.get("coordinates")
+    if c:
+        lines += [f"Coordinate model: Pearson r (predicted vs physical distance, held-out phantoms) = **{c['distance_r_mean']:.3f}** "
+                  f"({c['steps']} steps, {c['sec_per_step']:.2f} s/step)", ""]
+    rows = results.get("probes", {})
+    if rows:
+        lines += ["| initialization | non-linear probe Dice | linear probe Dice |", "|---|---|---|"]
+        for name, r in rows.items():
+            fmt = lambda k: f"{r[k]['mean']:.3f}" if k in r else "-"  # noqa: E731
+            lines.append(f"| {name} | {fmt('nonlinear')} | {fmt('linear')} |")
+        lines += ["", f"Ordering guided >= diffusion >= restorative >= random (non-linear): **{results.get('ordering_holds')}**", ""]
+    h = results.get("hippocampus")
+    if h:
+        lines += ["Real MR (MSD hippocampus, 2-class non-linear probe, mean Dice over anterior/posterior):", ""]
+        lines += [f"- {k}: {v['mean']:.3f}" for k, v in h.get("probes", {}).items()]
+        if "coordinates" in h:
+            lines.append(f"- coordinate model distance r on held-out MR: {h['coordinates']['distance_r_mean']:.3f}")
+    lines += ["", f"Total wall time: {results.get('wall_s', 0):.0f} s"]
+    (out_dir / "anatomy.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    parser.add_argument("--out", default=str(ROOT / "reports" / "bench"))
+    parser.add_argument("--work", default=str(ROOT / "runs" / "bench_anatomy"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-hippocampus", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    p, out, work = PROFILES[args.profile], Path(args.out), Path(args.work)
+    cache = work / "cache"
+    start = time.time()
+    results: dict = {"profile": args.profile, "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in p.items()}, "probes": {}}
+    names = list(ORGAN_NAMES)
+    folds_probe: dict = {name: {"nonlinear": [], "linear": []} for name in ARMS}
+    for fold in range(p["folds"]):
+        fold_dir = work / f"fold{fold}"
+        coord_ckpt, coords = coordinate_stage(p, phantom_data(p, fold, cache, 48, batch=2), fold_dir, p["coord_steps"])
+        results.setdefault("coordinates_per_fold", []).append(coords)
+        results["coordinates"] = coords if fold == 0 else results["coordinates"]
+        write_reports(results, out)
+        ckpts, timing = pretrain_arms(p, phantom_data(p, fold, cache, 32), fold_dir, coord_ckpt, p["pretrain_steps"], ARMS)
+        results["pretrain_sec_per_step"] = timing
+        labelled = phantom_data(p, fold, cache, 32, train_on="labelled")
+        for name, ckpt in ckpts.items():
+            for head, steps in (("nonlinear", p["probe_steps"]), ("linear", p["linear_steps"])):
+                folds_probe[name][head].append(probe(p, labelled, ckpt, head, steps, 16, names))
+                results["probes"][name] = {h: _mean_dice(v) for h, v in folds_probe[name].items() if v}
+                results["wall_s"] = time.time() - start
+                write_reports(results, out)
+    order = [results["probes"][n]["nonlinear"]["mean"] for n in ("diffusion + anatomy guidance", "diffusion", "restorative", "random init")]
+    results["ordering_holds"] = all(a >= b for a, b in zip(order, order[1:]))
+    write_reports(results, out)
+    if not args.skip_hippocampus and (HIPPO / "images").is_dir():
+        hdir = work / "hippocampus"
+        h_ckpt, h_coords = coordinate_stage(p, hippo_data(p, cache, 48), hdir, p["hippo_coord_steps"])
+        arms = {"random init": None, "diffusion + anatomy guidance": ARMS["diffusion + anatomy guidance"]}
+        h_ckpts, _ = pretrain_arms(p, hippo_data(p, cache), hdir, h_ckpt, p["hippo_pretrain_steps"], arms)
+        labelled = hippo_data(p, cache, train_on="labelled")
+        results["hippocampus"] = {"coordinates": h_coords, "probes": {}}
+        for name, ckpt in h_ckpts.items():
+            results["hippocampus"]["probes"][name] = probe(p, labelled, ckpt, "nonlinear", p["hippo_probe_steps"], 3, ["anterior", "posterior"])["dice"]
+            results["wall_s"] = time.time() - start
+            write_reports(results, out)
+    results["wall_s"] = time.time() - start
+    write_reports(results, out)
+    print((out / "anatomy.md").read_text())
+    return 0
+
+
+def _mean_dice(runs: list[dict]) -> dict:
+    """Per-class and mean Dice averaged over folds."""
+    keys = runs[0]["dice"].keys()
+    return {k: sum(r["dice"][k] for r in runs) / len(runs) for k in keys} | {"sec_per_step": runs[-1]["sec_per_step"]}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
