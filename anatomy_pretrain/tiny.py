@@ -15,9 +15,9 @@ TINY_FEATURES = (4, 4, 8, 16, 32, 4)
 
 
 def tiny_datamodule(phantoms: int = 3, patch: int = 32, **kwargs) -> VolumeDataModule:
-    """Phantoms resampled to 8 mm voxels (~45 x 35 x 45), patches of ``patch``^3, a 3-fold split."""
+    """Phantoms resampled to 10 mm voxels (~36 x 28 x 36, padded to the patch), patches of ``patch``^3, a 3-fold split."""
     args = dict(
-        phantoms=phantoms, spacing=(8.0, 8.0, 8.0), window=(-300.0, 400.0), patch_size=(patch,) * 3,
+        phantoms=phantoms, spacing=(10.0, 10.0, 10.0), window=(-300.0, 400.0), patch_size=(patch,) * 3,
         samples_per_volume=2, queue_length=4, batch_size=2, num_folds=3,
     )
     args.update(kwargs)

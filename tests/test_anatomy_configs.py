@@ -31,6 +31,7 @@ def test_config_parses(config, capsys):
     assert printed["trainer"]["use_distributed_sampler"] is False
 
 
+@pytest.mark.slow
 def test_console_script_parses_a_config():
     script = Path(sys.executable).parent / "unisegdiff"
     if not script.exists():

@@ -45,8 +45,8 @@ def test_crops_overlap_and_match_offsets():
 
 
 def test_coordinate_model_trains_and_predicts_nifti(tmp_path):
-    dm = tiny_datamodule(phantoms=3, patch=48, batch_size=1)
-    model = AnatomicalCoordinateModel(features=TINY_FEATURES, crop_size=32, num_points=64, predict_dir=str(tmp_path / "maps"))
+    dm = tiny_datamodule(phantoms=3, patch=32, batch_size=1)
+    model = AnatomicalCoordinateModel(features=TINY_FEATURES, crop_size=32, num_points=64, sw_overlap=0.0, predict_dir=str(tmp_path / "maps"))
     trainer = quiet_trainer(max_steps=2, limit_val_batches=1)
     trainer.fit(model, dm)
     trainer.validate(model, dm, verbose=False)
@@ -56,7 +56,7 @@ def test_coordinate_model_trains_and_predicts_nifti(tmp_path):
     assert out.is_file() and out.name.endswith("_coords.nii.gz")
     assert not list(out.parent.glob(".tmp-*"))
     image = tio.ScalarImage(out)
-    assert image.shape[0] == 3 and np.allclose(image.spacing, (8.0, 8.0, 8.0))
+    assert image.shape[0] == 3 and np.allclose(image.spacing, (10.0, 10.0, 10.0))
 
 
 def test_slice_score_losses_and_step():

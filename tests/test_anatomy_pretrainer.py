@@ -34,7 +34,7 @@ def test_guidance_changes_denoiser_output(guidance):
 
 def test_guidance_gradient_reaches_film_from_coordinates(coordinate_ckpt):
     model = AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance="film", coordinate_ckpt=coordinate_ckpt)
-    x = torch.rand(2, 1, 32, 32, 32) * 2 - 1
+    x = torch.rand(1, 1, 32, 32, 32) * 2 - 1
     model.pretext_loss(x).backward()
     assert any(conv.weight.grad.abs().sum() > 0 for conv in model.net.film)
     assert all(p.grad is None for p in model.coordinate_net.parameters())
@@ -49,7 +49,7 @@ def test_pretext_step_updates_backbone(pretext, guidance, coordinate_ckpt):
     )
     before = model.net.conv_0.conv_0.conv.weight.detach().clone()
     opt = model.configure_optimizers()
-    loss = model.training_step({"image": torch.rand(2, 1, 32, 32, 32) * 2 - 1}, 0)
+    loss = model.training_step({"image": torch.rand(1, 1, 32, 32, 32) * 2 - 1}, 0)
     loss.backward()
     opt.step()
     assert torch.isfinite(loss) and not torch.equal(before, model.net.conv_0.conv_0.conv.weight)

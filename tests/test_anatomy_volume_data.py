@@ -73,7 +73,7 @@ def test_phantom_patches_split_file_and_cache(tmp_path):
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (2, 1, 32, 32, 32) and batch["label"].shape == (2, 1, 32, 32, 32)
     assert batch["image"].min() >= -1 and batch["image"].max() <= 1
-    assert batch["location"].shape == (2, 6) and np.allclose(batch["spacing"].numpy(), 8.0)
+    assert batch["location"].shape == (2, 6) and np.allclose(batch["spacing"].numpy(), 10.0)
     vol = next(iter(dm.val_dataloader()))
     assert vol["image"].shape[2:] == vol["label"].shape[2:] and min(vol["image"].shape[2:]) >= 32
     split = json.loads((tmp_path / "split.json").read_text())
