@@ -105,3 +105,14 @@ def test_real_ct_volume_loads_and_crops_to_body():
     image = dm.train_subjects[0]["image"]
     assert image.data.min() >= -1 and image.data.max() <= 1 and np.allclose(image.spacing, (4.0, 4.0, 5.0))
     assert "label" in dm.train_subjects[0]
+
+
+def test_subject_sampler_advances_epoch_and_splits_ranks():
+    from anatomy_pretrain.volume_data import EpochAdvancingDistributedSampler
+
+    data = list(range(10))
+    rank0 = EpochAdvancingDistributedSampler(data, num_replicas=2, rank=0, shuffle=True, seed=0)
+    rank1 = EpochAdvancingDistributedSampler(data, num_replicas=2, rank=1, shuffle=True, seed=0)
+    first0, first1 = list(rank0), list(rank1)
+    assert sorted(first0 + first1) == data and rank0.epoch == 1
+    assert list(rank0) != first0  # a new permutation on the next pass
