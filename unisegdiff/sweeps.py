@@ -113,11 +113,13 @@ def run_trial(args: list[str], out_dir: Path, steps: int) -> dict:
     """Run one trial in-process; returns the resolved config (as LightningCLI parsed it) and status."""
     from unisegdiff.cli import build_cli
 
+    subcommand, rest = args[0], args[1:]
+    if subcommand not in ("fit", "validate", "test"):
+        raise ValueError(f"sweep command must run fit, validate or test; got {subcommand!r}")
     short = [a.format(steps=steps) for a in SHORT_TRIAL_ARGS] + [f"--trainer.default_root_dir={out_dir}"]
-    cli = build_cli(args + short, run=False)
-    subcommand = args[0]
+    cli = build_cli(rest + short, run=False)  # run=False parses without the subcommand
     getattr(cli.trainer, subcommand)(cli.model, datamodule=cli.datamodule)
-    config = cli.config[subcommand].as_dict() if hasattr(cli.config[subcommand], "as_dict") else dict(cli.config[subcommand])
+    config = cli.config.as_dict()
     return {"status": "finished", "global_step": cli.trainer.global_step, "config": config,
             "metrics": {k: float(v) for k, v in cli.trainer.callback_metrics.items()}}
 
@@ -136,13 +138,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=2, help="training steps per trial")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/sweep_dry_run", help="folder for trial logs and results.json")
-    parser.add_argument("--extra", nargs="*", default=[], help="extra CLI arguments appended to every trial")
-    ns = parser.parse_args(argv)
+    parser.epilog = "Any other --key=value arguments are appended to every trial's command line."
+    ns, extra = parser.parse_known_args(argv)
+    bad = [a for a in extra if not a.startswith("--")]
+    if bad:
+        parser.error(f"unexpected arguments {bad}; trial overrides must look like --key=value")
     sweep = load_sweep(ns.sweep)
     out = Path(ns.out)
     results = []
     for i, params in enumerate(sample_parameter_sets(sweep, ns.trials, ns.seed)):
-        args = build_command(sweep, params) + list(ns.extra)
+        args = build_command(sweep, params) + extra
         trial_dir = out / f"trial_{i:02d}"
         shutil.rmtree(trial_dir, ignore_errors=True)
         print(f"[trial {i}] {' '.join(args)}", file=sys.stderr)
