@@ -96,5 +96,5 @@ def test_cli_predict_from_checkpoint(tmp_path):
     main(["predict", "--model", "unisegdiff.models.DeterministicSegmenter", "--model.init_args.features", str(list(SMALL_FEATURES)),
           "--config", "configs/unisegdiff/predict.yaml", "--ckpt_path", str(ckpt),
           "--data.inputs", f"[{tmp_path / 'img.png'}]", "--data.output_dir", str(tmp_path / "pred"), "--data.image_size", "32",
-          "--trainer.enable_progress_bar", "false"])
+          "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path / "run")])
     assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == ["img_mask.png", "img_prob.png", "img_uncertainty.png"]
