@@ -34,8 +34,9 @@ demo: $(STAMP)
 	$(BIN)/unisegdiff fit --config configs/unisegdiff/demo.yaml
 	$(BIN)/unisegdiff test --config configs/unisegdiff/demo.yaml --ckpt_path runs/demo/staged/last.ckpt
 
+PROFILE ?= quick
 benchmark: $(STAMP)
-	$(BIN)/python bench/benchmark.py --profile quick
+	$(BIN)/python bench/benchmark.py --profile $(PROFILE) --data "$(UNISEGDIFF_DATA)" --out reports/benchmark
 
 clean:
 	rm -rf $(VENV) lightning_logs runs reports/.tmp
