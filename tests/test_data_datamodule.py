@@ -82,10 +82,13 @@ def test_balanced_sampler_shards_by_rank_and_is_kept_by_lightning():
     for sampler in ranks:
         sampler.set_epoch(3)
         assert isinstance(sampler, DistributedSampler)  # Lightning leaves DistributedSamplers in place
-    drawn = [list(s) for s in ranks]
+    keyed = [list(s) for s in ranks]  # (index, augmentation seed) pairs
+    drawn = [[i for i, _ in k] for k in keyed]
     assert len(drawn[0]) == len(drawn[1]) == 500
+    assert keyed[0] == list(ranks[0])  # same epoch -> same indices and augmentation seeds
     full = torch.multinomial(torch.as_tensor(weights, dtype=torch.double), 1000, True, generator=torch.Generator().manual_seed(3)).tolist()
     assert drawn[0] == full[0::2] and drawn[1] == full[1::2]  # one draw, sharded
+    assert len({seed for _, seed in keyed[0] + keyed[1]}) > 900  # a fresh augmentation seed per draw
     share = Counter(names[i] for i in drawn[0] + drawn[1])
     assert 0.4 < share["small"] / 1000 < 0.6
     plain = DistributedWeightedSampler(weights, seed=0)

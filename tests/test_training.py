@@ -47,22 +47,26 @@ class LossRecorder(L.Callback):
 
 
 def _phantoms(**kw):
-    return LesionDataModule(root=None, datasets=["phantom_ct", "phantom_mr"], image_size=32, batch_size=4, num_workers=0,
-                            phantom_samples=12, augment=False, **kw)
+    kw.setdefault("augment", False)
+    kw.setdefault("num_workers", 0)
+    return LesionDataModule(root=None, datasets=["phantom_ct", "phantom_mr"], image_size=32, batch_size=4, phantom_samples=12, **kw)
 
 
-def test_resume_from_last_checkpoint_continues_exactly(tmp_path):
+@pytest.mark.parametrize("workers", [0])  # with workers > 0 the resumed losses differ: open follow-up
+def test_resume_from_last_checkpoint_continues_exactly(tmp_path, workers):
+    # augmentation on: its seeds come from the sampler's epoch draw, so a resume replays them exactly
     steps = dict(limit_train_batches=3, limit_val_batches=0)
+    data = dict(augment=True, num_workers=workers)
     L.seed_everything(0)
     full = LossRecorder()
-    _trainer(max_epochs=3, callbacks=[full], **steps).fit(StagedDiffusionSegmenter(lr=3e-3, **TINY), datamodule=_phantoms())
+    _trainer(max_epochs=3, callbacks=[full], **steps).fit(StagedDiffusionSegmenter(lr=3e-3, **TINY), datamodule=_phantoms(**data))
 
     L.seed_everything(0)
     ckpt_cb = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0)
-    _trainer(max_epochs=1, callbacks=[ckpt_cb], enable_checkpointing=True, **steps).fit(StagedDiffusionSegmenter(lr=3e-3, **TINY), datamodule=_phantoms())
+    _trainer(max_epochs=1, callbacks=[ckpt_cb], enable_checkpointing=True, **steps).fit(StagedDiffusionSegmenter(lr=3e-3, **TINY), datamodule=_phantoms(**data))
     L.seed_everything(123)  # a different global seed must not matter: the RNG state comes from the checkpoint
     resumed = LossRecorder()
-    _trainer(max_epochs=3, callbacks=[resumed], **steps).fit(StagedDiffusionSegmenter(lr=3e-3, **TINY), datamodule=_phantoms(), ckpt_path=str(tmp_path / "last.ckpt"))
+    _trainer(max_epochs=3, callbacks=[resumed], **steps).fit(StagedDiffusionSegmenter(lr=3e-3, **TINY), datamodule=_phantoms(**data), ckpt_path=str(tmp_path / "last.ckpt"))
 
     assert sorted(resumed.losses) == [4, 5, 6, 7, 8, 9]
     for step, loss in resumed.losses.items():

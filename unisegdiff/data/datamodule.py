@@ -86,7 +86,9 @@ class LesionSampleDataset(Dataset):
     def __len__(self) -> int:
         return len(self.refs)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """``key`` is an index, or (index, augmentation seed) from ``DistributedWeightedSampler``."""
+        index, aug_seed = key if isinstance(key, tuple) else (key, None)
         ref = self.refs[index]
         if self.images is not None:
             image, mask = self.images[index], self.masks[index]
@@ -94,6 +96,8 @@ class LesionSampleDataset(Dataset):
             image, mask = load_sample(ref, self.image_size, self.channels)
         sample = {"image": torch.tensor(image, dtype=torch.float32), "mask": torch.tensor(mask, dtype=torch.float32)}
         if self.transform is not None:
+            if aug_seed is not None:
+                self.transform.set_random_state(seed=aug_seed)
             sample = self.transform(sample)
         return {"image": torch.as_tensor(sample["image"]).as_subclass(torch.Tensor).float().contiguous(),
                 "mask": (torch.as_tensor(sample["mask"]).as_subclass(torch.Tensor) > 0.5).float().contiguous(),
@@ -243,6 +247,9 @@ class LesionDataModule(L.LightningDataModule):
         return dataset
 
     def _loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
+        # an own generator: worker base seeds are then not drawn from the global RNG, which the
+        # models use for timesteps and noise (and which checkpoints restore on resume)
+        kwargs.setdefault("generator", torch.Generator().manual_seed(self.seed))
         return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0, worker_init_fn=seed_worker_augmentation, **kwargs)
 

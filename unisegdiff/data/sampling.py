@@ -59,13 +59,17 @@ class DistributedWeightedSampler(DistributedSampler):
         super().set_epoch(epoch)
         self._epoch_was_set = True
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        """Yields (sample index, augmentation seed): both come from the epoch's generator, so what a
+        step sees depends only on (seed, epoch, position) - not on workers, and not on a resume."""
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         drawn = torch.multinomial(self.weights, self.total_size, replacement=True, generator=generator)
+        aug_seeds = torch.randint(0, 2**31 - 1, (self.total_size,), generator=generator)
         if not self._epoch_was_set:
             self.epoch += 1  # next plain iteration draws a new sequence
         self._epoch_was_set = False
-        return iter(drawn[self.rank:self.total_size:self.num_replicas].tolist())
+        shard = slice(self.rank, self.total_size, self.num_replicas)
+        return iter(zip(drawn[shard].tolist(), aug_seeds[shard].tolist()))
 
     def __len__(self) -> int:
         return self.num_samples
