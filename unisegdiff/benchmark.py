@@ -23,7 +23,7 @@ from unisegdiff.callbacks import run_record, write_json_atomic
 from unisegdiff.data import LesionDataModule, load_registry
 from unisegdiff.metrics import METRIC_NAMES, PerDatasetMetrics
 from unisegdiff.models import DeterministicSegmenter, StagedDiffusionSegmenter
-from unisegdiff.plots import _save_atomic, plot_overlays, plot_timestep_profiles
+from unisegdiff.plots import plot_overlays, save_figure_atomic, plot_timestep_profiles
 from unisegdiff.timestep_profile import profile_timesteps, timestep_profile
 
 EPS_STAGES = [{"name": "eps", "start": 0, "end": 1000, "target": "eps", "loss": {"mse": 1.0}, "steps": 50}]
@@ -119,7 +119,7 @@ def plot_dice_bars(results: list[MethodResult], datasets: list[str], path: Path)
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
-    return _save_atomic(fig, path)
+    return save_figure_atomic(fig, path)
 
 
 def write_tables(results: list[MethodResult], datasets: list[str], missing: list[str], extra: dict, out: Path) -> None:

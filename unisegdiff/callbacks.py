@@ -10,7 +10,6 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from unisegdiff.data.readers import write_bytes_atomic
 from unisegdiff.plots import plot_overlays, plot_timestep_profiles
 from unisegdiff.timestep_profile import profile_timesteps, timestep_profile
 
@@ -31,12 +31,7 @@ def log_dir_of(trainer: L.Trainer) -> Path:
 
 
 def write_json_atomic(data: dict, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2, default=str)
-    os.replace(tmp, path)
-    return path
+    return write_bytes_atomic(json.dumps(data, indent=2, default=str).encode(), path, overwrite=True)
 
 
 def run_record(seed: int | None = None) -> dict:

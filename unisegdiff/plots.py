@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _save_atomic(fig, path: str | Path) -> Path:
+def save_figure_atomic(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
@@ -42,7 +42,7 @@ def plot_timestep_profiles(profiles: dict[str, list[tuple[int, float]]], path: s
     ax.grid(alpha=0.3)
     ax.set_title(title)
     ax.legend(fontsize=8)
-    return _save_atomic(fig, path)
+    return save_figure_atomic(fig, path)
 
 
 def _to_display(image: np.ndarray) -> np.ndarray:
@@ -72,4 +72,4 @@ def plot_overlays(images: np.ndarray, truths: np.ndarray, preds: np.ndarray, unc
         for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])
-    return _save_atomic(fig, path)
+    return save_figure_atomic(fig, path)
