@@ -30,7 +30,9 @@ def test_each_stage_loss_path(t, stage, terms):
     assert not any(k.startswith("stage/") and stage not in k for k in logs)
     assert torch.isfinite(loss) and loss > 0
     loss.backward()
-    assert model.denoiser.out.weight.grad.abs().sum() > 0
+    own = [s.name for s in model.plan.stages].index(stage)
+    for k, head in enumerate(model.denoiser.out):  # only the stage's own head learns from its samples
+        assert (head.weight.grad.abs().sum() > 0) == (k == own)
     assert all(p.grad is None for p in model.condition.parameters())  # frozen by default
 
 
@@ -146,3 +148,29 @@ def test_stage_boundaries_and_steps_overrides():
         StagedDiffusionSegmenter(stage_boundaries=[100], **SMALL)
     with pytest.raises(ValueError, match=r"stage_boundaries must be strictly ascending inside \(0, 1000\), got \[600, 500\]"):
         StagedDiffusionSegmenter(stage_boundaries=[600, 500], **SMALL)
+
+
+def test_x0_heads_start_at_the_condition_prediction():
+    """Zero-initialized heads + x0_residual: before training, every x0 stage returns the phase-1 probability."""
+    torch.manual_seed(0)
+    model = StagedDiffusionSegmenter(**SMALL).eval()
+    image, mask = _batch()
+    cond = torch.sigmoid(model.condition(image))
+    for t in (50, 800):  # refine and segment stages
+        assert torch.allclose(model.one_step_x0(image, mask, t), cond, atol=1e-5)
+    plain = StagedDiffusionSegmenter(**SMALL, x0_residual=False).eval()
+    assert torch.allclose(plain.one_step_x0(image, mask, 50), torch.full_like(cond, 0.5))
+
+
+def test_stage_heads_let_the_output_jump_at_a_boundary():
+    torch.manual_seed(0)
+    model = StagedDiffusionSegmenter(**SMALL, x0_residual=False)
+    for head in model.denoiser.out:
+        torch.nn.init.normal_(head.weight)
+    image, mask = _batch()
+    logits, feats = model.encode(image)
+    x_t = torch.randn_like(mask)
+    below, above = (model.denoise(x_t, torch.full((4,), t), feats, logits) for t in (199, 200))
+    assert (below - above).abs().mean() > 0.1  # different heads either side of the refine/model boundary
+    with pytest.raises(ValueError, match="stage index"):
+        model.denoiser(x_t, torch.full((4,), 5), feats, torch.sigmoid(logits))

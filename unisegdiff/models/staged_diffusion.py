@@ -9,6 +9,11 @@ and allows a one-call jump from noise. The middle stage [200, 600) predicts v (M
 proper probabilistic model for sample diversity and uncertainty. The low-noise stage [0, 200)
 predicts x0 again with Dice + BCE + MSE to refine boundaries instead of copying its input.
 Eps-only (MedSegDiff-style) and x0-only (Diff-UNet-style) are one-stage plans of this module.
+
+Two choices keep the stages from fighting inside one network: each stage has its own embedding
+and output head (``stage_heads``), because the target jumps at a boundary and a network smooth
+in t blurs the two targets there; and x0 heads predict a correction to the condition network's
+logits (``x0_residual``), so training starts from the phase-1 segmentation instead of from zero.
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ class StagedDiffusionSegmenter(SegmentationModule):
         sampler: ``ddim`` (eta 0) or ``ddpm`` (ancestral, eta 1).
         sampling_steps: None follows the plan's per-stage step counts; an int uses that many evenly
             spaced steps over [0, T) instead (e.g. 1000-step DDPM, 50-step DDIM baselines).
+        stage_heads: a stage embedding and one output head per stage (no effect on one-stage plans).
+        x0_residual: x0 stages predict logits added to the condition network's logits.
     """
 
     def __init__(
@@ -95,6 +102,8 @@ class StagedDiffusionSegmenter(SegmentationModule):
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         max_lr_epochs: int | None = None,
+        stage_heads: bool = True,
+        x0_residual: bool = True,
     ):
         super().__init__(lr=lr, weight_decay=weight_decay, max_lr_epochs=max_lr_epochs)
         self.save_hyperparameters()
@@ -113,7 +122,9 @@ class StagedDiffusionSegmenter(SegmentationModule):
         self.denoiser = ConditionalDenoiser(
             spatial_dims=spatial_dims, cond_channels=self.condition.feature_channels,
             channels=denoiser_channels, use_cond_prob=use_condition_prob,
+            num_stages=len(self.plan.stages) if stage_heads else 1,
         )
+        self.register_buffer("_x0_stage", torch.tensor([s.target == "x0" for s in self.plan.stages]), persistent=False)
         self.dice = DiceLoss(sigmoid=False)
 
     # --- conditioning -------------------------------------------------------------------------
@@ -143,7 +154,13 @@ class StagedDiffusionSegmenter(SegmentationModule):
         return self.condition.forward_features(image)
 
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor, feats: list[torch.Tensor], cond_logits: torch.Tensor) -> torch.Tensor:
-        return self.denoiser(x_t, t, feats, torch.sigmoid(cond_logits))
+        """Raw denoiser output per row: x0 rows are logits, eps / v rows the target itself."""
+        stage = self.plan.stage_index(t)
+        raw = self.denoiser(x_t, t, feats, torch.sigmoid(cond_logits), stage if self.denoiser.num_stages > 1 else None)
+        if self.hparams.x0_residual:
+            is_x0 = self._x0_stage.to(raw.device)[stage].reshape(-1, *([1] * (raw.ndim - 1)))
+            raw = raw + is_x0 * cond_logits
+        return raw
 
     @staticmethod
     def as_prediction(raw: torch.Tensor, kind: str) -> torch.Tensor:

@@ -48,6 +48,10 @@ class ConditionalDenoiser(nn.Module):
         channels: denoiser widths at the 4 scales.
         use_cond_prob: also take the condition network's probability map as an input channel.
         emb_dim: timestep embedding width.
+        num_stages: stages of the StagePlan. With more than one, the stage index gets its own
+            embedding (added to the timestep embedding) and its own output head, so the output
+            may jump at a stage boundary where the target changes (e.g. v -> x0); a network
+            smooth in t cannot, and its one-step estimate collapses near such boundaries.
     """
 
     def __init__(
@@ -58,13 +62,17 @@ class ConditionalDenoiser(nn.Module):
         channels: tuple[int, ...] = (16, 32, 64, 128),
         use_cond_prob: bool = True,
         emb_dim: int = 64,
+        num_stages: int = 1,
     ):
         super().__init__()
+        if num_stages < 1:
+            raise ValueError(f"num_stages must be >= 1, got {num_stages}")
         if len(cond_channels) != len(channels):
             raise ValueError(f"cond_channels {cond_channels} and channels {channels} must have the same length")
         conv = Conv[Conv.CONV, spatial_dims]
-        self.spatial_dims, self.use_cond_prob, self.emb_dim = spatial_dims, use_cond_prob, emb_dim
+        self.spatial_dims, self.use_cond_prob, self.emb_dim, self.num_stages = spatial_dims, use_cond_prob, emb_dim, num_stages
         self.time_mlp = nn.Sequential(nn.Linear(emb_dim, emb_dim * 2), nn.SiLU(), nn.Linear(emb_dim * 2, emb_dim))
+        self.stage_emb = nn.Embedding(num_stages, emb_dim) if num_stages > 1 else None
         self.stem = conv(mask_channels + int(use_cond_prob), channels[0], 3, padding=1)
         block_in = [channels[0]] + list(channels[:-1])  # width entering each encoder level
         self.cond_proj = nn.ModuleList(conv(c, w, 1) for c, w in zip(cond_channels, block_in))
@@ -79,10 +87,21 @@ class ConditionalDenoiser(nn.Module):
         for i in reversed(range(len(channels) - 1)):
             self.up.append(FiLMResBlock(spatial_dims, channels[i + 1] + channels[i], channels[i], emb_dim))
         self.out_norm = nn.GroupNorm(math.gcd(8, channels[0]), channels[0])
-        self.out = conv(channels[0], mask_channels, 3, padding=1)
+        # one head per stage; zero-initialized so every head starts at 0 (x0 heads then start at the
+        # condition network's logits when the caller adds them, v / eps heads at the prior mean)
+        self.out = nn.ModuleList(conv(channels[0], mask_channels, 3, padding=1) for _ in range(num_stages))
+        for head in self.out:
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond_feats: list[torch.Tensor], cond_prob: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond_feats: list[torch.Tensor], cond_prob: torch.Tensor | None = None,
+                stage: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw output for each row; ``stage`` (B,) selects the stage embedding and head (needed when num_stages > 1)."""
+        if self.num_stages > 1 and stage is None:
+            raise ValueError(f"ConditionalDenoiser has {self.num_stages} stages: pass the stage index of each row")
         emb = self.time_mlp(get_timestep_embedding(t.float(), self.emb_dim))
+        if self.stage_emb is not None:
+            emb = emb + self.stage_emb(stage)
         h = torch.cat([x_t, cond_prob], dim=1) if self.use_cond_prob else x_t
         h = self.stem(h)
         skips = []
@@ -95,4 +114,9 @@ class ConditionalDenoiser(nn.Module):
         for block, skip in zip(self.up, reversed(skips[:-1])):
             h = nn.functional.interpolate(h, size=skip.shape[2:], mode="nearest")
             h = block(torch.cat([h, skip], dim=1), emb)
-        return self.out(nn.functional.silu(self.out_norm(h)))
+        h = nn.functional.silu(self.out_norm(h))
+        if self.num_stages == 1:
+            return self.out[0](h)
+        heads = torch.stack([head(h) for head in self.out], dim=1)  # (B, S, C, ...): heads are one cheap conv each
+        pick = stage.long().reshape(-1, 1, *([1] * (heads.ndim - 2))).expand(-1, 1, *heads.shape[2:])
+        return heads.gather(1, pick).squeeze(1)
