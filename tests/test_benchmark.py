@@ -13,7 +13,8 @@ from unisegdiff.benchmark import BenchProfile, run_benchmark
 @pytest.mark.slow
 def test_benchmark_writes_complete_report(tmp_path):
     profile = BenchProfile(image_size=32, batch_size=4, num_workers=0, unet_steps=2, diffusion_steps=2, num_samples=1,
-                           eval_batch_size=8, ddpm_subset_per_dataset=1, profile_points=3, max_per_dataset=12)
+                           eval_batch_size=8, ddpm_subset_per_dataset=1, profile_points=3, max_per_dataset=12,
+                           precision="bf16-mixed")
     run_benchmark(None, ["phantom_ct", "phantom_mr"], profile, tmp_path, seed=0, profile_name="tiny")
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     methods = {r["method"] for r in rows}
@@ -25,5 +26,15 @@ def test_benchmark_writes_complete_report(tmp_path):
     assert "| phantom_ct |" in report and "| macro |" in report and "Speed-up" in report
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["speed"]["speedup"] > 1 and data["run_record"]["packages"]["torch"]
+    assert data["profile"]["precision"] == "bf16-mixed" and data["wall_seconds"] > 0 and "wall time" in report
     for png in ["dice_by_dataset.png", "timestep_profiles.png", "overlays_phantom_ct.png"]:
         assert Image.open(tmp_path / png).size[0] > 100
+
+
+def test_profile_rejects_unknown_keys_and_precisions(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("image_size: 64\nsteps: 3\n")
+    with pytest.raises(ValueError, match="unknown keys"):
+        BenchProfile.from_yaml(bad)
+    with pytest.raises(ValueError, match="precision 'fp8'"):
+        run_benchmark(None, ["phantom_ct"], BenchProfile(precision="fp8"), tmp_path / "out")

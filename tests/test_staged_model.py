@@ -174,3 +174,17 @@ def test_stage_heads_let_the_output_jump_at_a_boundary():
     assert (below - above).abs().mean() > 0.1  # different heads either side of the refine/model boundary
     with pytest.raises(ValueError, match="stage index"):
         model.denoiser(x_t, torch.full((4,), 5), feats, torch.sigmoid(logits))
+
+
+def test_sampling_under_bf16_autocast_returns_float32_close_to_fp32():
+    from unisegdiff.inference import inference_autocast
+    torch.manual_seed(0)
+    model = StagedDiffusionSegmenter(**SMALL, num_samples=2).eval()
+    image, _ = _batch()
+    ref = model.sample_masks(image, 2, [torch.Generator().manual_seed(i) for i in range(4)])
+    with inference_autocast("bf16-mixed", "cpu"):
+        low = model.sample_masks(image, 2, [torch.Generator().manual_seed(i) for i in range(4)])
+    assert low.dtype == torch.float32 and low.shape == ref.shape
+    assert (low - ref).abs().mean() < 0.02
+    with pytest.raises(ValueError, match="precision"):
+        inference_autocast("fp8", "cpu")

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Subset
 
 from unisegdiff.callbacks import run_record, write_json_atomic
 from unisegdiff.data import LesionDataModule, load_registry
+from unisegdiff.inference import inference_autocast
 from unisegdiff.metrics import METRIC_NAMES, PerDatasetMetrics
 from unisegdiff.models import DeterministicSegmenter, StagedDiffusionSegmenter
 from unisegdiff.plots import plot_overlays, save_figure_atomic, plot_timestep_profiles
@@ -42,6 +43,7 @@ class BenchProfile:
     ddpm_subset_per_dataset: int = 1
     profile_points: int = 12
     max_per_dataset: int | None = None
+    precision: str = "32-true"  # Lightning precision for training; inference runs under the matching autocast
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "BenchProfile":
@@ -61,25 +63,25 @@ class MethodResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def _trainer(max_steps: int, ckpt_dir: Path | None = None) -> L.Trainer:
+def _trainer(max_steps: int, ckpt_dir: Path | None = None, precision: str = "32-true") -> L.Trainer:
     callbacks = []
     if ckpt_dir is not None:
         callbacks.append(L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0))
     return L.Trainer(accelerator="auto", devices=1, max_steps=max_steps, max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0,
                      logger=False, enable_checkpointing=bool(callbacks), callbacks=callbacks, enable_model_summary=False,
-                     enable_progress_bar=True, deterministic=False)
+                     enable_progress_bar=True, deterministic=False, precision=precision)
 
 
-def train(model: L.LightningModule, dm: LesionDataModule, steps: int, ckpt_dir: Path, seed: int) -> float:
+def train(model: L.LightningModule, dm: LesionDataModule, steps: int, ckpt_dir: Path, seed: int, precision: str = "32-true") -> float:
     L.seed_everything(seed, workers=True)
     start = time.perf_counter()
-    _trainer(steps, ckpt_dir).fit(model, datamodule=dm)
+    _trainer(steps, ckpt_dir, precision).fit(model, datamodule=dm)
     return time.perf_counter() - start
 
 
 @torch.inference_mode()
-def evaluate(model, loader: DataLoader, names: list[str], label: str) -> tuple[dict[str, float], float, int]:
-    """Per-dataset metrics, seconds per image (model inference only) and images seen."""
+def evaluate(model, loader: DataLoader, names: list[str], label: str, precision: str = "32-true") -> tuple[dict[str, float], float, int]:
+    """Per-dataset metrics, seconds per image (model inference only, under ``precision``'s autocast) and images seen."""
     model.eval()
     metrics = PerDatasetMetrics(sorted(names))
     seconds, n = 0.0, 0
@@ -87,7 +89,8 @@ def evaluate(model, loader: DataLoader, names: list[str], label: str) -> tuple[d
         task = progress.add_task(f"evaluating {label}", total=len(loader))
         for batch in loader:
             start = time.perf_counter()
-            fused = model.predict_fused(batch["image"].to(model.device), generator=model._eval_generator(batch))
+            with inference_autocast(precision, model.device.type):
+                fused = model.predict_fused(batch["image"].to(model.device), generator=model._eval_generator(batch))
             seconds += time.perf_counter() - start
             metrics.update(fused.mask.cpu(), batch["mask"], list(batch["dataset"]))
             n += batch["image"].shape[0]
@@ -132,7 +135,9 @@ def write_tables(results: list[MethodResult], datasets: list[str], missing: list
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    lines = ["# Benchmark results", "", f"Profile: `{extra['profile_name']}`; seed {extra['seed']}; commit `{extra['run_record'].get('git_commit')}`.", ""]
+    lines = ["# Benchmark results", "", f"Profile: `{extra['profile_name']}` (precision `{extra['profile']['precision']}`); seed {extra['seed']}; "
+             f"commit `{extra['run_record'].get('git_commit')}`; wall time {extra.get('wall_seconds', float('nan')) / 60:.1f} min "
+             f"({extra['run_record'].get('cpu_count', '?')} CPUs).", ""]
     lines += ["## Dice (test split) per dataset", "", "| dataset | " + " | ".join(r.method for r in results) + " |", "|---|" + "---|" * len(results)]
     for d in datasets + ["macro"]:
         lines.append(f"| {d} | " + " | ".join(f"{r.metrics.get(f'{d}/dice', float('nan')):.3f}" for r in results) + " |")
@@ -158,7 +163,10 @@ def write_tables(results: list[MethodResult], datasets: list[str], missing: list
 
 
 def run_benchmark(root: str | None, datasets: list[str] | None, profile: BenchProfile, out: Path, seed: int = 0, profile_name: str = "quick", methods: tuple[str, ...] = ("unet", "eps", "staged")) -> list[MethodResult]:
+    started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
+    prec = profile.precision
+    inference_autocast(prec, "cpu")  # validates the precision string before hours of training
     registry = load_registry()
     embedded = root is None  # no data root: the embedded phantoms stand in for the six datasets
     wanted = datasets or [n for n, spec in registry.items() if spec.phantom == embedded]
@@ -179,22 +187,22 @@ def run_benchmark(root: str | None, datasets: list[str] | None, profile: BenchPr
                    "run_record": run_record(seed), "ddpm_subset_per_dataset": profile.ddpm_subset_per_dataset}
 
     unet = DeterministicSegmenter(lr=profile.lr)
-    t_unet = train(unet, dm, profile.unet_steps, ckpt / "unet", seed)
+    t_unet = train(unet, dm, profile.unet_steps, ckpt / "unet", seed, prec)
     condition = str(ckpt / "unet" / "last.ckpt")
-    m, s, _ = evaluate(unet, test_loader, names, "unet")
+    m, s, _ = evaluate(unet, test_loader, names, "unet", prec)
     results.append(MethodResult("unet", 1, t_unet, s, m))
 
     diffusion = {}
     if "eps" in methods:
         eps = StagedDiffusionSegmenter(stages=EPS_STAGES, condition_ckpt=condition, num_samples=profile.num_samples, lr=profile.lr)
-        t_eps = train(eps, dm, profile.diffusion_steps, ckpt / "eps", seed)
-        m, s, _ = evaluate(eps, test_loader, names, "eps DDIM-50")
+        t_eps = train(eps, dm, profile.diffusion_steps, ckpt / "eps", seed, prec)
+        m, s, _ = evaluate(eps, test_loader, names, "eps DDIM-50", prec)
         results.append(MethodResult("eps_ddim50", eps.network_calls, t_eps, s, m))
         diffusion["eps"] = eps
     if "staged" in methods:
         staged = StagedDiffusionSegmenter(condition_ckpt=condition, num_samples=profile.num_samples, lr=profile.lr)
-        t_staged = train(staged, dm, profile.diffusion_steps, ckpt / "staged", seed)
-        m, s, _ = evaluate(staged, test_loader, names, "staged")
+        t_staged = train(staged, dm, profile.diffusion_steps, ckpt / "staged", seed, prec)
+        m, s, _ = evaluate(staged, test_loader, names, "staged", prec)
         results.append(MethodResult("staged", staged.network_calls, t_staged, s, m))
         diffusion["staged"] = staged
 
@@ -202,11 +210,11 @@ def run_benchmark(root: str | None, datasets: list[str] | None, profile: BenchPr
         subset = _subset_loader(test_set, profile.ddpm_subset_per_dataset, profile.eval_batch_size)
         eps = diffusion["eps"]
         eps.hparams.sampler, eps.hparams.sampling_steps = "ddpm", 1000
-        m_ddpm, s_ddpm, n_sub = evaluate(eps, subset, names, "eps DDPM-1000")
+        m_ddpm, s_ddpm, n_sub = evaluate(eps, subset, names, "eps DDPM-1000", prec)
         eps.hparams.sampler, eps.hparams.sampling_steps = "ddim", None
         results.append(MethodResult("eps_ddpm1000 (subset)", 1000, results[1].train_seconds, s_ddpm, m_ddpm))
         if "staged" in diffusion:
-            m_st, s_st, _ = evaluate(diffusion["staged"], subset, names, "staged (subset)")
+            m_st, s_st, _ = evaluate(diffusion["staged"], subset, names, "staged (subset)", prec)
             extra["speed"] = {"images": n_sub, "num_samples": profile.num_samples, "staged_calls": diffusion["staged"].network_calls,
                               "staged_seconds_per_image": s_st, "ddpm_seconds_per_image": s_ddpm, "speedup": s_ddpm / max(s_st, 1e-9),
                               "staged_dice": m_st.get("macro/dice", float("nan")), "ddpm_dice": m_ddpm.get("macro/dice", float("nan"))}
@@ -214,7 +222,8 @@ def run_benchmark(root: str | None, datasets: list[str] | None, profile: BenchPr
     # figures: timestep profiles of the diffusion models, overlays of the staged model, Dice bars
     batch = next(iter(DataLoader(test_set, batch_size=min(len(test_set), 32), shuffle=False)))
     ts = profile_timesteps(1000, profile.profile_points)
-    profiles = {name: timestep_profile(model.eval(), batch["image"], batch["mask"], ts, seed=seed) for name, model in diffusion.items()}
+    with inference_autocast(prec, "cpu" if not torch.cuda.is_available() else "cuda"):
+        profiles = {name: timestep_profile(model.eval(), batch["image"], batch["mask"], ts, seed=seed) for name, model in diffusion.items()}
     if profiles:
         plot_timestep_profiles(profiles, out / "timestep_profiles.png", "Dice of the one-step x0 estimate (test images)")
         extra["timestep_profiles"] = profiles
@@ -229,6 +238,7 @@ def run_benchmark(root: str | None, datasets: list[str] | None, profile: BenchPr
         plot_overlays(image.numpy(), torch.stack([it["mask"] for it in items]).numpy(), fused.mask.numpy(), fused.uncertainty.numpy(),
                       out / f"overlays_{name}.png", [f"{name}/{it['stem']}" for it in items])
     plot_dice_bars(results, names, out / "dice_by_dataset.png")
+    extra["wall_seconds"] = time.perf_counter() - started
     write_tables(results, names, missing, extra, out)
     write_json_atomic({"results": [asdict(r) for r in results], "missing": missing, **extra}, out / "results.json")
     return results

@@ -55,6 +55,7 @@ def run_record(seed: int | None = None) -> dict:
         "git_dirty": bool(dirty),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
         "packages": versions,
     }
 

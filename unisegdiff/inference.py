@@ -6,6 +6,7 @@ sensitivity/specificity. Uncertainty is the binary entropy of the fused probabil
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import SimpleITK as sitk
@@ -50,3 +51,14 @@ def fuse_samples(samples: torch.Tensor, fusion: str = "mean", uncertainty: str =
     else:
         unc = samples.var(1, unbiased=False) if samples.shape[1] > 1 else torch.zeros_like(prob)
     return FusedPrediction(probability=prob, mask=(prob > threshold).float(), uncertainty=unc)
+
+
+def inference_autocast(precision: str, device_type: str):
+    """Autocast context for inference matching a Lightning precision string ("32-true", "bf16-mixed", "16-mixed")."""
+    if precision in ("32", "32-true", "64", "64-true"):
+        return contextlib.nullcontext()
+    if precision in ("bf16-mixed", "bf16"):
+        return torch.autocast(device_type, dtype=torch.bfloat16)
+    if precision in ("16-mixed", "16"):
+        return torch.autocast(device_type, dtype=torch.float16)
+    raise ValueError(f"precision {precision!r} is not supported here: use 32-true, bf16-mixed or 16-mixed")

@@ -37,7 +37,7 @@ class DeterministicSegmenter(SegmentationModule):
 
     @torch.inference_mode()
     def predict_fused(self, image: torch.Tensor, generator: torch.Generator | None = None) -> FusedPrediction:
-        prob = torch.sigmoid(self.net(image))
+        prob = torch.sigmoid(self.net(image).float())  # float also under autocast
         p = prob.clamp(1e-6, 1 - 1e-6)
         entropy = -(p * p.log2() + (1 - p) * (1 - p).log2())
         return FusedPrediction(probability=prob, mask=(prob > 0.5).float(), uncertainty=entropy)

@@ -250,7 +250,8 @@ class StagedDiffusionSegmenter(SegmentationModule):
         x_T = randn_rows(shape, generator, device=image.device, dtype=image.dtype)
 
         def model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return self.as_prediction(self.denoise(x_t, t, feats, logits), self.plan.target_at(int(t[0])))
+            # float: under bf16/fp16 autocast the sampler's arithmetic still runs in the input's precision
+            return self.as_prediction(self.denoise(x_t, t, feats, logits).to(x_t.dtype), self.plan.target_at(int(t[0])))
 
         eta = 1.0 if self.hparams.sampler == "ddpm" else 0.0
         x0 = sample(model, x_T, self.schedule, self.inference_timesteps(), self.plan.target_at, eta=eta, generator=generator, clip_x0=(-1.0, 1.0))
@@ -269,6 +270,6 @@ class StagedDiffusionSegmenter(SegmentationModule):
         tt = torch.full((x0.shape[0],), int(t), device=x0.device, dtype=torch.long)
         x_t = q_sample(self.schedule, x0, tt, noise)
         kind = self.plan.target_at(int(t))
-        pred = self.as_prediction(self.denoise(x_t, tt, feats, logits), kind)
+        pred = self.as_prediction(self.denoise(x_t, tt, feats, logits).to(x_t.dtype), kind)
         x0_hat = to_x0_eps(pred, kind, x_t, self.schedule.alpha_bar(tt, x_t))[0]
         return ((x0_hat + 1) / 2).clamp(0, 1)
