@@ -15,7 +15,11 @@ def test_benchmark_writes_complete_report(tmp_path):
     profile = BenchProfile(image_size=32, batch_size=4, num_workers=0, unet_steps=2, diffusion_steps=2, num_samples=1,
                            eval_batch_size=8, ddpm_subset_per_dataset=1, profile_points=3, max_per_dataset=12,
                            precision="bf16-mixed")
+    stale = tmp_path / "checkpoints" / "unet" / "last.ckpt"  # from an earlier run: must not condition this one
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"stale")
     run_benchmark(None, ["phantom_ct", "phantom_mr"], profile, tmp_path, seed=0, profile_name="tiny")
+    assert stale.read_bytes() != b"stale" and not list(stale.parent.glob("last-v*.ckpt"))
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     methods = {r["method"] for r in rows}
     assert methods == {"unet", "eps_ddim50", "staged", "eps_ddpm1000 (subset)"}

@@ -66,16 +66,21 @@ class MethodResult:
 def _trainer(max_steps: int, ckpt_dir: Path | None = None, precision: str = "32-true") -> L.Trainer:
     callbacks = []
     if ckpt_dir is not None:
-        callbacks.append(L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0))
+        # no version counter: a stale last.ckpt must be replaced, never kept beside a new last-v1.ckpt
+        callbacks.append(L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, enable_version_counter=False))
     return L.Trainer(accelerator="auto", devices=1, max_steps=max_steps, max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0,
                      logger=False, enable_checkpointing=bool(callbacks), callbacks=callbacks, enable_model_summary=False,
                      enable_progress_bar=True, deterministic=False, precision=precision)
 
 
 def train(model: L.LightningModule, dm: LesionDataModule, steps: int, ckpt_dir: Path, seed: int, precision: str = "32-true") -> float:
+    """Fit for ``steps`` steps; ``ckpt_dir/last.ckpt`` is this run's final checkpoint (an older one is removed first)."""
+    (ckpt_dir / "last.ckpt").unlink(missing_ok=True)
     L.seed_everything(seed, workers=True)
     start = time.perf_counter()
     _trainer(steps, ckpt_dir, precision).fit(model, datamodule=dm)
+    if not (ckpt_dir / "last.ckpt").is_file():
+        raise RuntimeError(f"training wrote no {ckpt_dir / 'last.ckpt'}")
     return time.perf_counter() - start
 
 
