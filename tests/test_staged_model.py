@@ -188,3 +188,13 @@ def test_sampling_under_bf16_autocast_returns_float32_close_to_fp32():
     assert (low - ref).abs().mean() < 0.02
     with pytest.raises(ValueError, match="precision"):
         inference_autocast("fp8", "cpu")
+
+
+def test_warm_up_calls_every_stage_head_once_at_the_sampling_batch_shape():
+    model = StagedDiffusionSegmenter(**SMALL, num_samples=3).eval()
+    seen = []
+    model.denoiser.register_forward_hook(lambda mod, args, out: seen.append((out.shape[0], tuple(args[4].tolist()))))
+    image, _ = _batch()
+    model.warm_up(image)
+    assert [rows for rows, _ in seen] == [12, 12, 12]
+    assert sorted({stages[0] for _, stages in seen}) == [0, 1, 2]

@@ -90,6 +90,10 @@ def evaluate(model, loader: DataLoader, names: list[str], label: str, precision:
     model.eval()
     metrics = PerDatasetMetrics(sorted(names))
     seconds, n = 0.0, 0
+    first = next(iter(loader), None)
+    if first is not None:  # untimed: the first call of a shape pays for kernel selection, which would bias short runs
+        with inference_autocast(precision, model.device.type):
+            model.warm_up(first["image"].to(model.device))
     with Progress(transient=True) as progress:
         task = progress.add_task(f"evaluating {label}", total=len(loader))
         for batch in loader:
@@ -188,7 +192,7 @@ def run_benchmark(root: str | None, datasets: list[str] | None, profile: BenchPr
     test_loader = DataLoader(test_set, batch_size=profile.eval_batch_size, shuffle=False, num_workers=0)
     ckpt = out / "checkpoints"
     results: list[MethodResult] = []
-    extra: dict = {"seed": seed, "profile_name": profile_name, "profile": asdict(profile), "splits": dm.describe(),
+    extra: dict = {"datasets": names, "seed": seed, "profile_name": profile_name, "profile": asdict(profile), "splits": dm.describe(),
                    "run_record": run_record(seed), "ddpm_subset_per_dataset": profile.ddpm_subset_per_dataset}
 
     unet = DeterministicSegmenter(lr=profile.lr)

@@ -257,6 +257,16 @@ class StagedDiffusionSegmenter(SegmentationModule):
         x0 = sample(model, x_T, self.schedule, self.inference_timesteps(), self.plan.target_at, eta=eta, generator=generator, clip_x0=(-1.0, 1.0))
         return ((x0 + 1) / 2).clamp(0, 1).reshape(image.shape[0], k, *x0.shape[1:])
 
+    @torch.inference_mode()
+    def warm_up(self, image: torch.Tensor) -> None:
+        """The condition network and one denoiser call per stage at the sampling batch shape (B * K rows)."""
+        logits, feats = self.condition.forward_features(image)
+        k = self.hparams.num_samples
+        feats, logits = [f.repeat_interleave(k, 0) for f in feats], logits.repeat_interleave(k, 0)
+        x = torch.zeros_like(logits, dtype=image.dtype)
+        for stage in self.plan.stages:
+            self.denoise(x, torch.full((x.shape[0],), stage.start, device=x.device, dtype=torch.long), feats, logits)
+
     def predict_fused(self, image: torch.Tensor, generator: Generators = None) -> FusedPrediction:
         samples = self.sample_masks(image, self.hparams.num_samples, generator)
         return fuse_samples(samples, self.hparams.fusion, self.hparams.uncertainty)
