@@ -1,5 +1,5 @@
-"""Reading this half's Lightning checkpoints across stages (weights_only=True): the frozen coordinate network for
-guidance, and the pretrained backbone (with its own guidance set-up) for probing and the bridge.
+"""Reading this half's Lightning checkpoints across stages (weights_only=True): the frozen coordinate network that
+maps volumes for guidance, and the pretrained backbone (with its guidance set-up) for probing and the bridge.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from torch import nn
 
 from anatomy_pretrain.backbone import GuidedUNet3D
 from anatomy_pretrain.coordinate_embedding import embedding_channels
-from unisegdiff.nets import ConditionUNet
+from anatomy_pretrain.coordinate_net import CoordinateNet
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -36,17 +36,19 @@ def frozen(module: nn.Module) -> nn.Module:
     return module
 
 
-def load_coordinate_net(path: str | Path) -> ConditionUNet:
+def load_coordinate_net(path: str | Path) -> CoordinateNet:
     """The frozen coordinate network of an AnatomicalCoordinateModel checkpoint."""
     ckpt = read_checkpoint(path)
-    features = tuple(ckpt["hyper_parameters"].get("features", (16, 16, 32, 64, 128, 16)))
-    net = ConditionUNet(spatial_dims=3, in_channels=1, out_channels=3, features=features)
+    hp = ckpt["hyper_parameters"]
+    net = CoordinateNet(features=tuple(hp.get("features", (16, 16, 32, 64, 128, 16))), scale_mm=hp.get("scale_mm", 100.0),
+                        crop_size=hp.get("crop_size", 32))
     net.load_state_dict(sub_state(ckpt["state_dict"], "net."))
     return frozen(net)
 
 
-def load_pretrained_backbone(path: str | Path) -> tuple[GuidedUNet3D, ConditionUNet | None, dict]:
-    """(backbone, coordinate net or None, hyper-parameters) from an AnatomyGuidedDiffusionPretrainer checkpoint."""
+def load_pretrained_backbone(path: str | Path) -> tuple[GuidedUNet3D, dict]:
+    """(backbone, hyper-parameters) from an AnatomyGuidedDiffusionPretrainer checkpoint; a guided backbone
+    (``hp["guidance"] != "none"``) needs the coordinate maps of the data (``VolumeDataModule(coordinate_ckpt=...)``)."""
     ckpt = read_checkpoint(path)
     hp, state = ckpt["hyper_parameters"], ckpt["state_dict"]
     guidance = hp.get("guidance", "none")
@@ -55,9 +57,4 @@ def load_pretrained_backbone(path: str | Path) -> tuple[GuidedUNet3D, ConditionU
         guide_channels=embedding_channels(hp.get("num_frequencies", 3)) if guidance != "none" else 0,
     )
     backbone.load_state_dict(sub_state(state, "net."))
-    coordinate_net = None
-    if guidance != "none":
-        coordinate_net = ConditionUNet(spatial_dims=3, in_channels=1, out_channels=3, features=tuple(hp["coordinate_features"]))
-        coordinate_net.load_state_dict(sub_state(state, "coordinate_net."))
-        frozen(coordinate_net)
-    return backbone, coordinate_net, hp
+    return backbone, hp

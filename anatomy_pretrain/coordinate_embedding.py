@@ -22,3 +22,13 @@ def coordinate_embedding(coords: torch.Tensor, num_frequencies: int = 3, period:
     angles = coords.unsqueeze(2) * w.view(1, 1, -1, *([1] * (coords.ndim - 2)))  # (B, 3, F, ...)
     angles = angles.flatten(1, 2)
     return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+def guide_from_batch(batch: dict, guidance: str, num_frequencies: int) -> torch.Tensor | None:
+    """The guide of a batch for a backbone with ``guidance``: the embedding of ``batch["coords"]`` (None when unguided)."""
+    if guidance == "none":
+        return None
+    if "coords" not in batch:
+        raise ValueError(f"guidance={guidance!r} needs coordinate maps in the batch: set data.init_args.coordinate_ckpt "
+                         "to the trained coordinate model checkpoint (VolumeDataModule(coordinate_ckpt=...))")
+    return coordinate_embedding(batch["coords"], num_frequencies)

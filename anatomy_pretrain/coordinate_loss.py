@@ -1,7 +1,8 @@
 """APE-style self-supervised losses for per-voxel anatomical coordinates, and the distance-correlation check.
 
-Distances between predicted coordinates (x ``scale_mm``) must equal physical distances (mm) between voxels of two
-overlapping crops; voxels seen by both crops must get the same coordinates (invariance).
+``offset``: differences of predicted coordinates (x ``scale_mm``) must equal the physical displacement (mm) between
+voxels of two crops (volumes share the RAS orientation, so the vector is known, not just its length); ``distance``:
+only the lengths must match (rotation-free but ill-conditioned); ``invariance``: voxels seen by both crops agree.
 """
 
 from __future__ import annotations
@@ -10,11 +11,19 @@ import torch
 import torch.nn.functional as F
 
 
-def _random_indices(shape: tuple[int, int, int], n: int, batch: int, generator: torch.Generator | None, device) -> torch.Tensor:
-    """(B, n, 3) integer voxel indices uniform over a crop of ``shape``."""
+def _random_indices(shape: tuple[int, int, int], n: int, batch: int, generator: torch.Generator | None, device,
+                    mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, n, 3) integer voxel indices uniform over a crop of ``shape``, or over the True voxels of ``mask`` (B, X, Y, Z)
+    (uniform over the crop for a sample whose mask is empty)."""
     high = torch.tensor(shape, device=device)
-    u = torch.rand(batch, n, 3, generator=generator, device=device if generator is None else generator.device).to(device)
-    return (u * high).long().clamp_max(high - 1)
+    if mask is None:
+        u = torch.rand(batch, n, 3, generator=generator, device=device if generator is None else generator.device).to(device)
+        return (u * high).long().clamp_max(high - 1)
+    weights = mask.flatten(1).float().cpu()
+    weights[weights.sum(1) == 0] = 1.0
+    flat = torch.multinomial(weights, n, replacement=True, generator=generator).to(device)
+    y, z = shape[1], shape[2]
+    return torch.stack([flat // (y * z), (flat // z) % y, flat % z], dim=-1)
 
 
 def gather_voxels(maps: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -33,25 +42,36 @@ def coordinate_losses(
     num_points: int = 256,
     scale_mm: float = 100.0,
     generator: torch.Generator | None = None,
+    mask_a: torch.Tensor | None = None,
+    mask_b: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Losses for predicted coordinate maps of two crops (B, 3, X, Y, Z) taken at voxel ``offset_a``/``offset_b`` (B, 3)
-    of the same volumes with voxel ``spacing`` (B, 3) mm. Returns ``distance`` and ``invariance`` (both in units of scale_mm)."""
+    of the same volumes with voxel ``spacing`` (B, 3) mm. Returns ``offset``, ``distance`` and ``invariance`` (units of scale_mm).
+
+    ``offset`` is the mean squared deviation of (predicted - physical position) from its per-volume mean: zero exactly
+    when the map is the physical grid up to a per-volume translation (a crop-relative map is penalized across crops).
+    Points of the offset/distance terms are drawn from ``mask_a``/``mask_b`` (B, X, Y, Z) when given (e.g. the body:
+    air outside the patient has no anatomical position)."""
     batch, shape, device = pred_a.shape[0], tuple(pred_a.shape[2:]), pred_a.device
     offset_a, offset_b, spacing = offset_a.to(device), offset_b.to(device), spacing.to(device, pred_a.dtype)
-    ia = _random_indices(shape, num_points, batch, generator, device)
-    ib = _random_indices(shape, num_points, batch, generator, device)
+    ia = _random_indices(shape, num_points, batch, generator, device, mask_a)
+    ib = _random_indices(shape, num_points, batch, generator, device, mask_b)
     pred = torch.cat([gather_voxels(pred_a, ia), gather_voxels(pred_b, ib)], dim=1)
     pos = torch.cat([(ia + offset_a[:, None]), (ib + offset_b[:, None])], dim=1).to(pred.dtype) * spacing[:, None] / scale_mm
     distance = F.smooth_l1_loss(torch.cdist(pred, pred), torch.cdist(pos, pos), beta=0.1)
+    residual = pred - pos
+    offset = (residual - residual.mean(dim=1, keepdim=True)).pow(2).sum(-1).mean()
     # invariance: voxels inside both crops
     lo = torch.maximum(offset_a, offset_b)
     hi = torch.minimum(offset_a, offset_b) + torch.tensor(shape, device=device)
-    if bool((hi <= lo).any()):
-        raise ValueError("the two crops of a sample do not overlap")
+    overlaps = (hi > lo).all(dim=1)  # samples whose crops share voxels; the others add no invariance term
+    hi = torch.where(overlaps[:, None], hi, lo + 1)
     u = torch.rand(batch, num_points, 3, generator=generator, device=device if generator is None else generator.device).to(device)
     common = lo[:, None] + (u * (hi - lo)[:, None]).long().clamp_max((hi - lo - 1)[:, None])
-    invariance = (gather_voxels(pred_a, common - offset_a[:, None]) - gather_voxels(pred_b, common - offset_b[:, None])).pow(2).sum(-1).mean()
-    return {"distance": distance, "invariance": invariance}
+    inside = lambda off: (common - off[:, None]).clamp(min=0).minimum(torch.tensor(shape, device=device) - 1)  # noqa: E731
+    squared = (gather_voxels(pred_a, inside(offset_a)) - gather_voxels(pred_b, inside(offset_b))).pow(2).sum(-1).mean(dim=1)
+    invariance = (squared * overlaps).sum() / overlaps.sum().clamp_min(1)
+    return {"offset": offset, "distance": distance, "invariance": invariance}
 
 
 def physical_grid(shape: tuple[int, int, int], spacing, offset=(0, 0, 0), scale_mm: float = 100.0) -> torch.Tensor:

@@ -5,19 +5,19 @@ self-supervised on two overlapping augmented crops (APE-style distance + invaria
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import torch
-from monai.inferers import SlidingWindowInferer
 
 from anatomy_pretrain.augment import intensity_augment
 from anatomy_pretrain.coordinate_loss import coordinate_losses, distance_correlation
+from anatomy_pretrain.coordinate_net import CoordinateNet, volume_coordinates
 from anatomy_pretrain.writers import write_nifti_atomic
-from unisegdiff.nets import ConditionUNet
 
 
 def random_crop_pair(images: torch.Tensor, crop: int, generator: torch.Generator | None = None):
-    """Two crops of side ``crop`` per sample at random voxel offsets (they overlap when crop > patch / 2)."""
+    """Two crops of side ``crop`` per sample at random voxel offsets (they always overlap when crop > patch / 2)."""
     b, patch = images.shape[0], images.shape[2:]
     if any(crop > p for p in patch):
         raise ValueError(f"crop_size {crop} exceeds the patch {tuple(patch)}")
@@ -35,36 +35,40 @@ class AnatomicalCoordinateModel(L.LightningModule):
         features: tuple[int, int, int, int, int, int] = (16, 16, 32, 64, 128, 16),
         crop_size: int = 32,
         num_points: int = 256,
+        loss: Literal["offset", "distance"] = "offset",
         invariance_weight: float = 1.0,
         scale_mm: float = 100.0,
         augment_strength: float = 1.0,
+        body_level: float = -0.9,
         lr: float = 1e-3,
         sw_overlap: float = 0.5,
         predict_dir: str = "runs/anatomy/coordinate_maps",
     ):
         super().__init__()
         self.save_hyperparameters()
+        if loss not in ("offset", "distance"):
+            raise ValueError(f"loss must be 'offset' or 'distance', got {loss!r}")
         if crop_size % 16:
             raise ValueError(f"crop_size must be a multiple of 16 (four 2x downsamplings), got {crop_size}")
-        self.net = ConditionUNet(spatial_dims=3, in_channels=1, out_channels=3, features=features)
-        self.inferer = SlidingWindowInferer(roi_size=(crop_size,) * 3, sw_batch_size=4, overlap=sw_overlap, mode="gaussian")
+        self.net = CoordinateNet(features=features, scale_mm=scale_mm, crop_size=crop_size)
         self.last_distance_r: list[float] = []
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.net(image)
 
-    @torch.no_grad()
-    def predict_volume(self, image: torch.Tensor) -> torch.Tensor:
-        """Whole-volume coordinates by sliding-window inference: (B, 1, X, Y, Z) -> (B, 3, X, Y, Z)."""
-        return self.inferer(image, self.net)
+    def predict_volume(self, image: torch.Tensor, spacing: torch.Tensor) -> torch.Tensor:
+        """Whole-volume coordinates by sliding-window inference: (B, 1, X, Y, Z) with (B, 3) spacing -> (B, 3, X, Y, Z)."""
+        return volume_coordinates(self.net, image, spacing, self.hparams.sw_overlap)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         hp = self.hparams
         crop_a, crop_b, off_a, off_b = random_crop_pair(batch["image"], hp.crop_size)
         crops = torch.cat([intensity_augment(crop_a, hp.augment_strength), intensity_augment(crop_b, hp.augment_strength)])
-        pred_a, pred_b = self.net(crops).chunk(2)
-        losses = coordinate_losses(pred_a, pred_b, off_a, off_b, batch["spacing"], hp.num_points, hp.scale_mm)
-        loss = losses["distance"] + hp.invariance_weight * losses["invariance"]
+        self.net.set_spacing(batch["spacing"])
+        pred_a, pred_b = self.net(crops, batch["spacing"].repeat(2, 1)).chunk(2)
+        body_a, body_b = (crop[:, 0] > hp.body_level for crop in (crop_a, crop_b))
+        losses = coordinate_losses(pred_a, pred_b, off_a, off_b, batch["spacing"], hp.num_points, hp.scale_mm, mask_a=body_a, mask_b=body_b)
+        loss = losses[hp.loss] + hp.invariance_weight * losses["invariance"]
         n = crop_a.shape[0]
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=n)
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
@@ -74,14 +78,14 @@ class AnatomicalCoordinateModel(L.LightningModule):
         self.last_distance_r = []
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        coords = self.predict_volume(batch["image"])
-        body = batch["image"][0, 0] > -0.9
+        coords = self.predict_volume(batch["image"], batch["spacing"])
+        body = batch["image"][0, 0] > self.hparams.body_level
         r = distance_correlation(coords[0].cpu(), batch["spacing"][0].tolist(), body.cpu(), scale_mm=self.hparams.scale_mm, seed=batch_idx)
         self.last_distance_r.append(r)
         self.log("val/distance_r", r, batch_size=1)
 
     def predict_step(self, batch: dict, batch_idx: int) -> list[str]:
-        coords = self.predict_volume(batch["image"]) * self.hparams.scale_mm  # mm
+        coords = self.predict_volume(batch["image"], batch["spacing"]) * self.hparams.scale_mm  # mm
         out = []
         for c, affine, name in zip(coords, batch["affine"], batch["name"]):
             out.append(str(write_nifti_atomic(c, affine.cpu().numpy(), Path(self.hparams.predict_dir) / f"{name}_coords.nii.gz")))

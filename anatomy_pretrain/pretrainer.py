@@ -1,5 +1,5 @@
 """AnatomyGuidedDiffusionPretrainer: pretrains a 3D encoder-decoder on CT patches by denoising (diffusion pretext),
-guided by a frozen coordinate model's sin/cos map; config switches give the no-guidance and restorative ablations.
+guided by the sin/cos embedding of the frozen coordinate model's map; switches give the unguided and restorative ablations.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from anatomy_pretrain.backbone import Guidance, GuidedUNet3D
-from anatomy_pretrain.checkpoints import load_coordinate_net
-from anatomy_pretrain.coordinate_embedding import coordinate_embedding, embedding_channels
+from anatomy_pretrain.coordinate_embedding import embedding_channels, guide_from_batch
 from anatomy_pretrain.corruptions import models_genesis_corrupt
 from unisegdiff.diffusion import from_x0_eps, make_schedule, q_sample
 
@@ -20,15 +19,14 @@ from unisegdiff.diffusion import from_x0_eps, make_schedule, q_sample
 class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
     """``pretext='diffusion'``: x_t = q_sample(x0, t, eps), the net predicts ``target`` (x0/eps/v) from x_t (noise-level
     blind: no timestep input, so the encoder stays a plain BasicUNet encoder). ``pretext='restorative'``: Models Genesis.
-    ``guidance`` ('none'/'input'/'film') feeds the embedding of the frozen coordinate model's map of the clean patch."""
+    ``guidance`` ('none'/'input'/'film') feeds the embedding of ``batch["coords"]``: the frozen coordinate model's map of
+    the whole volume, cropped with the patch (``VolumeDataModule(coordinate_ckpt=...)`` adds it)."""
 
     def __init__(
         self,
         features: tuple[int, int, int, int, int, int] = (16, 16, 32, 64, 128, 16),
         pretext: Literal["diffusion", "restorative"] = "diffusion",
         guidance: Guidance = "film",
-        coordinate_ckpt: str | None = None,
-        coordinate_features: tuple[int, ...] | None = None,
         num_frequencies: int = 3,
         schedule: str = "cosine",
         num_timesteps: int = 1000,
@@ -38,32 +36,16 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        if guidance != "none" and coordinate_ckpt is None:
-            raise ValueError(f"guidance={guidance!r} needs coordinate_ckpt (a trained AnatomicalCoordinateModel checkpoint)")
         guide_channels = embedding_channels(num_frequencies) if guidance != "none" else 0
         self.net = GuidedUNet3D(features=features, guidance=guidance, guide_channels=guide_channels)
-        self.coordinate_net = None
-        if guidance != "none":
-            self.coordinate_net = load_coordinate_net(coordinate_ckpt)
-            self.hparams.coordinate_features = tuple(self.coordinate_net.features)
         self.schedule = make_schedule(schedule, num_timesteps)
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.coordinate_net is not None:
-            self.coordinate_net.eval()  # frozen: keep its norm layers in inference mode
-        return self
+    def guide(self, batch: dict) -> torch.Tensor | None:
+        """Sin/cos embedding of the batch's coordinate map (None without guidance)."""
+        return guide_from_batch(batch, self.hparams.guidance, self.hparams.num_frequencies)
 
-    @torch.no_grad()
-    def guide(self, clean: torch.Tensor) -> torch.Tensor | None:
-        """Sin/cos embedding of the frozen coordinate model's map of the clean patch (None without guidance)."""
-        if self.coordinate_net is None:
-            return None
-        return coordinate_embedding(self.coordinate_net(clean), self.hparams.num_frequencies)
-
-    def pretext_loss(self, x0: torch.Tensor) -> torch.Tensor:
+    def pretext_loss(self, x0: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
         hp = self.hparams
-        guide = self.guide(x0)
         if hp.pretext == "restorative":
             return F.mse_loss(self.net(models_genesis_corrupt(x0), guide), x0)
         t_max = hp.max_timestep or hp.num_timesteps
@@ -74,7 +56,7 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
         return F.mse_loss(self.net(x_t, guide), target)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self.pretext_loss(batch["image"])
+        loss = self.pretext_loss(batch["image"], self.guide(batch))
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         return loss
 
@@ -85,7 +67,9 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
         g = torch.Generator(device="cpu").manual_seed(batch_idx)
         with torch.random.fork_rng():
             torch.manual_seed(int(torch.randint(0, 2**31, (), generator=g)))
-            loss = self.pretext_loss(image[..., : crop[0], : crop[1], : crop[2]])
+            guide = self.guide(batch)
+            cut = lambda x: None if x is None else x[..., : crop[0], : crop[1], : crop[2]]  # noqa: E731
+            loss = self.pretext_loss(cut(image), cut(guide))
         self.log("val/loss", loss, batch_size=1)
 
     def configure_optimizers(self):

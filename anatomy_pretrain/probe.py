@@ -15,13 +15,13 @@ from monai.networks.utils import one_hot
 
 from anatomy_pretrain.backbone import GuidedUNet3D
 from anatomy_pretrain.checkpoints import frozen, load_pretrained_backbone
-from anatomy_pretrain.coordinate_embedding import coordinate_embedding
+from anatomy_pretrain.coordinate_embedding import guide_from_batch
 from anatomy_pretrain.heads import make_head
 
 
 class SegmentationProbe(L.LightningModule):
-    """Backbone from ``pretrainer_ckpt`` (random init with ``features`` when None) + head. A guided backbone is run
-    with its frozen coordinate model, as in pretraining. ``finetune=False`` freezes the backbone (probing)."""
+    """Backbone from ``pretrainer_ckpt`` (random init with ``features`` when None) + head. A guided backbone gets the
+    coordinate maps of the data (``batch["coords"]``), as in pretraining. ``finetune=False`` freezes the backbone (probing)."""
 
     def __init__(
         self,
@@ -39,11 +39,10 @@ class SegmentationProbe(L.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.coordinate_net = None
-        self.num_frequencies = 3
+        self.guidance, self.num_frequencies = "none", 3
         if pretrainer_ckpt:
-            self.net, self.coordinate_net, pre_hp = load_pretrained_backbone(pretrainer_ckpt)
-            self.num_frequencies = int(pre_hp.get("num_frequencies", 3))
+            self.net, pre_hp = load_pretrained_backbone(pretrainer_ckpt)
+            self.guidance, self.num_frequencies = pre_hp.get("guidance", "none"), int(pre_hp.get("num_frequencies", 3))
         else:
             self.net = GuidedUNet3D(features=features)
         if not finetune:
@@ -59,34 +58,30 @@ class SegmentationProbe(L.LightningModule):
         super().train(mode)
         if not self.hparams.finetune:
             self.net.eval()
-        if self.coordinate_net is not None:
-            self.coordinate_net.eval()
         return self
 
-    def features(self, image: torch.Tensor) -> list[torch.Tensor]:
-        guide = None
-        if self.coordinate_net is not None:
-            with torch.no_grad():
-                guide = coordinate_embedding(self.coordinate_net(image), self.num_frequencies)
+    def forward(self, image: torch.Tensor, coords: torch.Tensor | None = None) -> torch.Tensor:
+        guide = guide_from_batch({"coords": coords} if coords is not None else {}, self.guidance, self.num_frequencies)
         with torch.set_grad_enabled(self.hparams.finetune and torch.is_grad_enabled()):
-            return self.net.encode(image, guide)
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(image))
+            feats = self.net.encode(image, guide)
+        return self.head(feats)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self.loss(self(batch["image"]), batch["label"])
+        loss = self.loss(self(batch["image"], batch.get("coords")), batch["label"])
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         return loss
 
     @torch.no_grad()
-    def segment(self, image: torch.Tensor) -> torch.Tensor:
-        """Whole-volume label map (B, 1, X, Y, Z) by sliding-window inference."""
-        return self.inferer(image, self).argmax(dim=1, keepdim=True)
+    def segment(self, image: torch.Tensor, coords: torch.Tensor | None = None) -> torch.Tensor:
+        """Whole-volume label map (B, 1, X, Y, Z) by sliding-window inference (windows of image and coordinates alike)."""
+        if coords is None:
+            return self.inferer(image, self).argmax(dim=1, keepdim=True)
+        stacked = torch.cat([image, coords.to(image.dtype)], dim=1)
+        return self.inferer(stacked, lambda x: self(x[:, :1], x[:, 1:])).argmax(dim=1, keepdim=True)
 
     def _eval_step(self, batch: dict) -> None:
         k = self.hparams.num_classes
-        self.dice(one_hot(self.segment(batch["image"]), k), one_hot(batch["label"].clamp(0, k - 1), k))
+        self.dice(one_hot(self.segment(batch["image"], batch.get("coords")), k), one_hot(batch["label"].clamp(0, k - 1), k))
 
     def _eval_epoch_end(self, split: str) -> None:
         per_class = self.dice.aggregate()  # all-gathered over ranks by MONAI: no sync_dist on top

@@ -1,5 +1,5 @@
 """VolumeDataModule: labelled and unlabelled 3D volumes (files, DICOM series or in-memory phantoms), preprocessed
-once and cached, seeded k-fold splits, random patches through TorchIO's Queue, whole volumes for evaluation.
+once and cached, seeded k-fold splits, optional anatomical coordinate maps, patches through TorchIO's Queue.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import torch
 import torchio as tio
 from torch.utils.data import DistributedSampler
 
+from anatomy_pretrain.checkpoints import load_coordinate_net
+from anatomy_pretrain.coordinate_net import volume_coordinates
 from anatomy_pretrain.phantoms import ORGAN_NAMES, make_ct_phantom
 from anatomy_pretrain.preprocessing import Preprocessing, cache_path, load_cached, save_cached, source_id
 from anatomy_pretrain.splits import kfold_split, write_split
@@ -28,7 +30,8 @@ class EpochAdvancingDistributedSampler(DistributedSampler):
 
 
 def collate_subjects(subjects: list[tio.Subject]) -> dict:
-    """Flat batch: ``image`` (B,1,X,Y,Z), ``label`` (B,1,X,Y,Z) long if every item has one, ``location``, ``spacing``, ``affine``, ``name``."""
+    """Flat batch: ``image`` (B,1,X,Y,Z), ``label`` (B,1,X,Y,Z) long and ``coords`` (B,3,X,Y,Z) if every item has them,
+    ``location``, ``spacing``, ``affine``, ``name``."""
     batch = {
         "image": torch.stack([s["image"].data.float() for s in subjects]),
         "spacing": torch.tensor([s["image"].spacing for s in subjects], dtype=torch.float32),
@@ -37,6 +40,8 @@ def collate_subjects(subjects: list[tio.Subject]) -> dict:
     }
     if all("label" in s for s in subjects):
         batch["label"] = torch.stack([s["label"].data.long() for s in subjects])
+    if all("coords" in s for s in subjects):
+        batch["coords"] = torch.stack([s["coords"].data.float() for s in subjects])
     if all(tio.LOCATION in s for s in subjects):
         batch["location"] = torch.stack([torch.as_tensor(s[tio.LOCATION]) for s in subjects])
     return batch
@@ -59,7 +64,10 @@ def find_cases(root: str | Path) -> tuple[list[tuple[Path, Path | None]], list[P
 
 class VolumeDataModule(L.LightningDataModule):
     """3D volumes for every anatomy-pretraining stage. Patches come from a TorchIO Queue (outer loader
-    ``num_workers=0``); under DDP the Queue gets a per-rank subject sampler (set ``trainer.use_distributed_sampler: false``)."""
+    ``num_workers=0``); under DDP the Queue gets a per-rank subject sampler (set ``trainer.use_distributed_sampler: false``).
+
+    ``coordinate_ckpt`` (a trained AnatomicalCoordinateModel): every volume gets its whole-volume coordinate map as the
+    image ``coords``, so patches and batches carry the anatomical guidance of the voxels they hold."""
 
     def __init__(
         self,
@@ -85,6 +93,7 @@ class VolumeDataModule(L.LightningDataModule):
         cache_dir: str | None = None,
         num_workers: int = 0,
         num_classes: int | None = None,
+        coordinate_ckpt: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -149,8 +158,18 @@ class VolumeDataModule(L.LightningDataModule):
             self.train_subjects += [self._load(unlabelled[n][0], n, unlabelled[n][1]) for n in sorted(unlabelled)]
         if not self.train_subjects:
             raise ValueError("no training volumes: check root / phantoms / train_on")
+        if hp.coordinate_ckpt:
+            self._add_coordinates(self.train_subjects + self.held_out_subjects, hp.coordinate_ckpt)
         if hp.num_classes is None and labelled:
             hp.num_classes = 1 + max(int(s["label"].data.max()) for s in self.train_subjects + self.held_out_subjects if "label" in s)
+
+    @staticmethod
+    def _add_coordinates(subjects: list[tio.Subject], ckpt: str) -> None:
+        net = load_coordinate_net(ckpt)
+        for s in subjects:
+            image = s["image"]
+            coords = volume_coordinates(net, image.data[None].float(), torch.tensor(image.spacing, dtype=torch.float32))[0]
+            s.add_image(tio.ScalarImage(tensor=coords, affine=image.affine), "coords")
 
     @property
     def num_classes(self) -> int | None:

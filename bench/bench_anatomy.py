@@ -26,7 +26,7 @@ from anatomy_pretrain.tiny import quiet_trainer, save_module_checkpoint  # noqa:
 from anatomy_pretrain.volume_data import VolumeDataModule  # noqa: E402
 
 PROFILES = {
-    "quick": dict(phantoms=16, folds=1, features=(8, 16, 32, 64, 128, 8), coord_steps=150, pretrain_steps=120,
+    "quick": dict(phantoms=16, folds=1, features=(8, 16, 32, 64, 128, 8), coord_steps=1000, pretrain_steps=120,
                   probe_steps=100, linear_steps=60, hippo_cases=30, hippo_coord_steps=60, hippo_pretrain_steps=80, hippo_probe_steps=80),
     "smoke": dict(phantoms=8, folds=1, features=(4, 4, 8, 16, 32, 4), coord_steps=2, pretrain_steps=2, probe_steps=2,
                   linear_steps=2, hippo_cases=10, hippo_coord_steps=2, hippo_pretrain_steps=2, hippo_probe_steps=2),
@@ -42,18 +42,23 @@ ARMS = {  # name -> pretrainer arguments (None: random init)
 HIPPO = ROOT.parent / "shared" / "data" / "volumes" / "hippocampus_mri_msd"
 
 
-def phantom_data(p: dict, fold: int, cache: Path, patch: int, train_on: str = "all", batch: int = 4) -> VolumeDataModule:
+COORD_SPACING_MM = 8.0  # the coordinate model sees 256 mm per 32^3 crop; pretraining and probing run at 4 mm
+
+
+def phantom_data(p: dict, fold: int, cache: Path, patch: int, train_on: str = "all", batch: int = 4, spacing: float = 4.0,
+                 coordinate_ckpt: str | None = None) -> VolumeDataModule:
     return VolumeDataModule(
-        phantoms=p["phantoms"], spacing=(4.0, 4.0, 4.0), window=(-300.0, 400.0), patch_size=(patch,) * 3, samples_per_volume=8,
+        phantoms=p["phantoms"], spacing=(spacing,) * 3, window=(-300.0, 400.0), patch_size=(patch,) * 3, samples_per_volume=8,
         queue_length=48, batch_size=batch, train_on=train_on, num_folds=max(p["folds"], 4), fold=fold, seed=0, cache_dir=str(cache),
+        coordinate_ckpt=coordinate_ckpt,
     )
 
 
-def hippo_data(p: dict, cache: Path, patch: int = 32, train_on: str = "all") -> VolumeDataModule:
+def hippo_data(p: dict, cache: Path, patch: int = 32, train_on: str = "all", coordinate_ckpt: str | None = None) -> VolumeDataModule:
     return VolumeDataModule(
         root=str(HIPPO), max_cases=p["hippo_cases"], spacing=(1.0, 1.0, 1.0), window=None, crop_to_body=False,
         patch_size=(patch,) * 3, samples_per_volume=4, queue_length=32, batch_size=4, train_on=train_on, num_folds=5, fold=0,
-        cache_dir=str(cache),
+        cache_dir=str(cache), coordinate_ckpt=coordinate_ckpt,
     )
 
 
@@ -73,15 +78,15 @@ def coordinate_stage(p, data, out: Path, steps: int, crop: int = 32) -> tuple[st
     return ckpt, {"distance_r_mean": sum(rs) / len(rs), "distance_r_per_volume": rs, "sec_per_step": sec, "steps": steps}
 
 
-def pretrain_arms(p, data, out: Path, coord_ckpt: str, steps: int, arms: dict) -> tuple[dict, dict]:
+def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, features, arms: dict) -> tuple[dict, dict]:
+    """Pretrain every arm; ``make_data(coordinate_ckpt)`` builds its data (guided arms get the coordinate maps)."""
     ckpts, timing = {}, {}
     for name, args in arms.items():
         if args is None:
             ckpts[name] = None
             continue
-        model = AnatomyGuidedDiffusionPretrainer(
-            features=p["features"], coordinate_ckpt=coord_ckpt if args["guidance"] != "none" else None, max_timestep=600, lr=1e-3, **args,
-        )
+        data = make_data(coord_ckpt if args["guidance"] != "none" else None)
+        model = AnatomyGuidedDiffusionPretrainer(features=features, max_timestep=600, lr=1e-3, **args)
         timing[name] = fit(model, data, steps)
         ckpts[name] = str(save_module_checkpoint(model, out / f"pretrain_{name.replace(' ', '_').replace('+', 'and')}.ckpt"))
     return ckpts, timing
@@ -141,14 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     folds_probe: dict = {name: {"nonlinear": [], "linear": []} for name in ARMS}
     for fold in range(p["folds"]):
         fold_dir = work / f"fold{fold}"
-        coord_ckpt, coords = coordinate_stage(p, phantom_data(p, fold, cache, 48, batch=2), fold_dir, p["coord_steps"])
+        coord_data = phantom_data(p, fold, cache, 48, batch=2, spacing=COORD_SPACING_MM)
+        coord_ckpt, coords = coordinate_stage(p, coord_data, fold_dir, p["coord_steps"])
         results.setdefault("coordinates_per_fold", []).append(coords)
         results["coordinates"] = coords if fold == 0 else results["coordinates"]
         write_reports(results, out)
-        ckpts, timing = pretrain_arms(p, phantom_data(p, fold, cache, 32), fold_dir, coord_ckpt, p["pretrain_steps"], ARMS)
+        ckpts, timing = pretrain_arms(lambda c: phantom_data(p, fold, cache, 32, coordinate_ckpt=c), fold_dir, coord_ckpt,
+                                      p["pretrain_steps"], p["features"], ARMS)
         results["pretrain_sec_per_step"] = timing
-        labelled = phantom_data(p, fold, cache, 32, train_on="labelled")
         for name, ckpt in ckpts.items():
+            guided = ARMS[name] is not None and ARMS[name]["guidance"] != "none"
+            labelled = phantom_data(p, fold, cache, 32, train_on="labelled", coordinate_ckpt=coord_ckpt if guided else None)
             for head, steps in (("nonlinear", p["probe_steps"]), ("linear", p["linear_steps"])):
                 folds_probe[name][head].append(probe(p, labelled, ckpt, head, steps, 16, names))
                 results["probes"][name] = {h: _mean_dice(v) for h, v in folds_probe[name].items() if v}
@@ -161,10 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         hdir = work / "hippocampus"
         h_ckpt, h_coords = coordinate_stage(p, hippo_data(p, cache, 48), hdir, p["hippo_coord_steps"])
         arms = {"random init": None, "diffusion + anatomy guidance": ARMS["diffusion + anatomy guidance"]}
-        h_ckpts, _ = pretrain_arms(p, hippo_data(p, cache), hdir, h_ckpt, p["hippo_pretrain_steps"], arms)
-        labelled = hippo_data(p, cache, train_on="labelled")
+        h_ckpts, _ = pretrain_arms(lambda c: hippo_data(p, cache, coordinate_ckpt=c), hdir, h_ckpt, p["hippo_pretrain_steps"], p["features"], arms)
         results["hippocampus"] = {"coordinates": h_coords, "probes": {}}
         for name, ckpt in h_ckpts.items():
+            labelled = hippo_data(p, cache, train_on="labelled", coordinate_ckpt=h_ckpt if ARMS[name] is not None else None)
             results["hippocampus"]["probes"][name] = probe(p, labelled, ckpt, "nonlinear", p["hippo_probe_steps"], 3, ["anterior", "posterior"])["dice"]
             results["wall_s"] = time.time() - start
             write_reports(results, out)

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from anatomy_pretrain.bridge import export_encoder
-from anatomy_pretrain.coordinate_model import AnatomicalCoordinateModel
 from anatomy_pretrain.pretrainer import AnatomyGuidedDiffusionPretrainer
 from anatomy_pretrain.tiny import TINY_FEATURES, save_module_checkpoint
 from unisegdiff.models.checkpoints import load_module_weights
@@ -13,8 +12,7 @@ from unisegdiff.nets import ConditionUNet
 
 @pytest.mark.parametrize("guidance", ["none", "input"])
 def test_exported_encoder_loads_into_condition_unet(guidance, tmp_path):
-    coords = save_module_checkpoint(AnatomicalCoordinateModel(features=TINY_FEATURES), tmp_path / "c.ckpt")
-    pre = AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance=guidance, coordinate_ckpt=str(coords) if guidance != "none" else None)
+    pre = AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance=guidance)
     ckpt = save_module_checkpoint(pre, tmp_path / "pre.ckpt")
     out = export_encoder(ckpt, tmp_path / "encoder.pt")
     blob = torch.load(out, weights_only=True)

@@ -11,16 +11,22 @@ from anatomy_pretrain.tiny import TINY_FEATURES, quiet_trainer, save_module_chec
 
 
 @pytest.fixture(scope="module")
-def guided_ckpt(tmp_path_factory):
+def ckpts(tmp_path_factory):
     root = tmp_path_factory.mktemp("probe")
-    coords = save_module_checkpoint(AnatomicalCoordinateModel(features=TINY_FEATURES), root / "coords.ckpt")
-    pre = AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance="film", coordinate_ckpt=str(coords))
-    return str(save_module_checkpoint(pre, root / "pre.ckpt"))
+    coordinates = AnatomicalCoordinateModel(features=TINY_FEATURES)
+    coordinates.net.set_spacing(torch.tensor([10.0, 10.0, 10.0]))  # as after training on the tiny data
+    pre = AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance="film")
+    return str(save_module_checkpoint(coordinates, root / "coords.ckpt")), str(save_module_checkpoint(pre, root / "pre.ckpt"))
 
 
 @pytest.fixture(scope="module")
-def data():
-    dm = tiny_datamodule(phantoms=3, train_on="labelled")
+def guided_ckpt(ckpts):
+    return ckpts[1]
+
+
+@pytest.fixture(scope="module")
+def data(ckpts):
+    dm = tiny_datamodule(phantoms=3, train_on="labelled", coordinate_ckpt=ckpts[0])
     dm.setup("fit")
     return dm
 
@@ -41,7 +47,8 @@ def test_linear_head_steps_leave_frozen_backbone_unchanged(guided_ckpt):
     probe = SegmentationProbe(num_classes=4, pretrainer_ckpt=guided_ckpt, head="linear").train()
     backbone = {k: v.clone() for k, v in probe.net.state_dict().items()}
     opt = probe.configure_optimizers()
-    batch = {"image": torch.rand(1, 1, 32, 32, 32) * 2 - 1, "label": torch.randint(0, 4, (1, 1, 32, 32, 32))}
+    batch = {"image": torch.rand(1, 1, 32, 32, 32) * 2 - 1, "label": torch.randint(0, 4, (1, 1, 32, 32, 32)),
+             "coords": torch.randn(1, 3, 32, 32, 32)}
     for _ in range(2):
         opt.zero_grad()
         probe.training_step(batch, 0).backward()
@@ -57,7 +64,13 @@ def test_finetune_changes_backbone(data):
     assert not torch.equal(before, probe.net.conv_0.conv_0.conv.weight)
 
 
-def test_segment_whole_volume_shape(data):
+def test_segment_whole_volume_shape(data, guided_ckpt):
     probe = SegmentationProbe(num_classes=16, features=TINY_FEATURES, head="linear")
-    volume = data.held_out_subjects[0]["image"].data[None]
+    subject = data.held_out_subjects[0]
+    volume, coords = subject["image"].data[None], subject["coords"].data[None]
+    assert coords.shape == (1, 3, *volume.shape[2:])
     assert probe.segment(volume).shape == (1, 1, *volume.shape[2:])
+    guided = SegmentationProbe(num_classes=16, pretrainer_ckpt=guided_ckpt, head="linear")
+    assert guided.segment(volume, coords).shape == (1, 1, *volume.shape[2:])
+    with pytest.raises(ValueError, match="coordinate_ckpt"):
+        guided.segment(volume)
