@@ -14,7 +14,7 @@ from unisegdiff.benchmark import BenchProfile, run_benchmark
 def test_benchmark_writes_complete_report(tmp_path):
     profile = BenchProfile(image_size=32, batch_size=4, num_workers=0, unet_steps=2, diffusion_steps=2, num_samples=1,
                            eval_batch_size=8, ddpm_subset_per_dataset=1, profile_points=3, max_per_dataset=12,
-                           precision="bf16-mixed")
+                           precision="bf16-mixed", speed_min_seconds=0.5)
     stale = tmp_path / "checkpoints" / "unet" / "last.ckpt"  # from an earlier run: must not condition this one
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"stale")
