@@ -9,11 +9,16 @@ from monai.losses import DiceCELoss
 
 from unisegdiff.inference import FusedPrediction
 from unisegdiff.models.base import SegmentationModule
+from unisegdiff.models.checkpoints import load_module_weights
 from unisegdiff.nets import ConditionUNet
 
 
 class DeterministicSegmenter(SegmentationModule):
-    """One forward pass per image; ``uncertainty`` is the binary entropy of the sigmoid output."""
+    """One forward pass per image; ``uncertainty`` is the binary entropy of the sigmoid output.
+
+    ``encoder_ckpt``: a pretrained encoder (``net.conv_0``, ``net.down_*``; e.g. exported by ``anatomy_pretrain.bridge``
+    from a 3D pretrainer) loaded into the network when a run starts from scratch; the decoder starts fresh.
+    """
 
     def __init__(
         self,
@@ -24,11 +29,22 @@ class DeterministicSegmenter(SegmentationModule):
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         max_lr_epochs: int | None = None,
+        encoder_ckpt: str | None = None,
     ):
         super().__init__(lr=lr, weight_decay=weight_decay, max_lr_epochs=max_lr_epochs)
         self.save_hyperparameters()
         self.net = ConditionUNet(spatial_dims=spatial_dims, in_channels=in_channels, features=features, dropout=dropout)
         self.loss = DiceCELoss(sigmoid=True)
+
+    def load_encoder_weights(self) -> None:
+        """Load ``encoder_ckpt`` into the encoder blocks (weights only; the checkpoint must hold only encoder keys)."""
+        if self.hparams.encoder_ckpt:
+            load_module_weights(self.net, self.hparams.encoder_ckpt, prefix="net.", strict=False)
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if self.trainer is not None and self.trainer.ckpt_path is None:  # a restored run already holds the weights
+            self.load_encoder_weights()
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.loss(self.net(batch["image"]), batch["mask"])
