@@ -74,3 +74,13 @@ def test_segment_whole_volume_shape(data, guided_ckpt):
     assert guided.segment(volume, coords).shape == (1, 1, *volume.shape[2:])
     with pytest.raises(ValueError, match="coordinate_ckpt"):
         guided.segment(volume)
+
+
+def test_patches_carry_the_coordinates_of_their_voxels(data):
+    batch = next(iter(data.train_dataloader()))
+    assert batch["coords"].shape == (batch["image"].shape[0], 3, *batch["image"].shape[2:])
+    subjects = {s["name"]: s for s in data.train_subjects}
+    for coords, loc, name in zip(batch["coords"], batch["location"], batch["name"]):
+        i0, j0, k0, i1, j1, k1 = loc.tolist()
+        whole = subjects[name]["coords"].data
+        assert torch.equal(coords, whole[:, i0:i1, j0:j1, k0:k1])
