@@ -30,6 +30,7 @@ class SegmentationProbe(L.LightningModule):
         features: tuple[int, int, int, int, int, int] = (16, 16, 32, 64, 128, 16),
         head: Literal["linear", "nonlinear"] = "nonlinear",
         head_width: int = 16,
+        head_fuse_level: int = 1,
         finetune: bool = False,
         lr: float = 3e-3,
         backbone_lr: float = 3e-4,
@@ -47,7 +48,7 @@ class SegmentationProbe(L.LightningModule):
             self.net = GuidedUNet3D(features=features)
         if not finetune:
             frozen(self.net)
-        self.head = make_head(head, self.net.encoder_channels, num_classes, head_width)
+        self.head = make_head(head, self.net.encoder_channels, num_classes, head_width, head_fuse_level)
         self.loss = DiceCELoss(to_onehot_y=True, softmax=True)
         self.inferer = SlidingWindowInferer(roi_size=roi_size, sw_batch_size=4, overlap=sw_overlap, mode="gaussian")
         self.dice = DiceMetric(include_background=False, reduction="mean_batch", ignore_empty=True)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from anatomy_pretrain.coordinate_model import AnatomicalCoordinateModel
+from anatomy_pretrain.heads import make_head
 from anatomy_pretrain.pretrainer import AnatomyGuidedDiffusionPretrainer
 from anatomy_pretrain.probe import SegmentationProbe
 from anatomy_pretrain.tiny import TINY_FEATURES, quiet_trainer, save_module_checkpoint, tiny_datamodule
@@ -84,3 +85,13 @@ def test_patches_carry_the_coordinates_of_their_voxels(data):
         i0, j0, k0, i1, j1, k1 = loc.tolist()
         whole = subjects[name]["coords"].data
         assert torch.equal(coords, whole[:, i0:i1, j0:j1, k0:k1])
+
+
+@pytest.mark.parametrize("fuse_level", [0, 1, 2])
+def test_nonlinear_head_gives_full_resolution_logits(fuse_level):
+    channels = (4, 4, 8, 16, 32)
+    feats = [torch.randn(1, c, 32 // 2 ** i, 32 // 2 ** i, 32 // 2 ** i) for i, c in enumerate(channels)]
+    head = make_head("nonlinear", channels, 5, width=4, fuse_level=fuse_level)
+    assert head(feats).shape == (1, 5, 32, 32, 32)
+    with pytest.raises(ValueError, match="fuse_level"):
+        make_head("nonlinear", channels, 5, fuse_level=5)
