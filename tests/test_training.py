@@ -76,6 +76,21 @@ def test_resume_from_last_checkpoint_continues_exactly(tmp_path, workers):
     assert "rng_state" in blob and blob["hyper_parameters"]["_class_path"].endswith("StagedDiffusionSegmenter")
 
 
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_same_seed_same_losses_with_workers_and_augmentation(precision):
+    """What `make benchmark` relies on for "same seed, same numbers": two fresh runs, workers and augmentation on."""
+    runs = []
+    for _ in range(2):
+        L.seed_everything(0, workers=True)
+        model = StagedDiffusionSegmenter(lr=3e-3, **TINY)
+        recorder = LossRecorder()
+        _trainer(max_steps=6, limit_val_batches=0, callbacks=[recorder], precision=precision).fit(
+            model, datamodule=_phantoms(augment=True, num_workers=2))
+        runs.append((recorder.losses, torch.cat([p.detach().flatten() for p in model.parameters()])))
+    assert runs[0][0] == runs[1][0] and len(runs[0][0]) == 6
+    assert torch.equal(runs[0][1], runs[1][1])
+
+
 def test_ddp_two_processes_match_single_process_metrics():
     dm = _phantoms(val_fraction=0.34, test_fraction=0.0)
     dm.setup("fit")
