@@ -70,6 +70,7 @@ def fit(model, data, steps: int) -> float:
 
 
 def coordinate_stage(p, data, out: Path, steps: int, crop: int = 32) -> tuple[str, dict]:
+    torch.manual_seed(0)  # every stage starts from a fixed RNG state: a rerun of a profile repeats its numbers
     model = AnatomicalCoordinateModel(features=p["features"], crop_size=crop, num_points=256, lr=2e-3, sw_overlap=0.25)
     sec = fit(model, data, steps)
     quiet_trainer().validate(model, data, verbose=False)
@@ -86,6 +87,7 @@ def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, features, a
             ckpts[name] = None
             continue
         data = make_data(coord_ckpt if args["guidance"] != "none" else None)
+        torch.manual_seed(0)
         model = AnatomyGuidedDiffusionPretrainer(features=features, max_timestep=600, lr=1e-3, **args)
         timing[name] = fit(model, data, steps)
         ckpts[name] = str(save_module_checkpoint(model, out / f"pretrain_{name.replace(' ', '_').replace('+', 'and')}.ckpt"))
