@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +71,7 @@ def fit(model, data, steps: int) -> float:
 
 
 def coordinate_stage(p, data, out: Path, steps: int, crop: int = 32) -> tuple[str, dict]:
-    torch.manual_seed(0)  # every stage starts from a fixed RNG state: a rerun of a profile repeats its numbers
+    L.seed_everything(0, verbose=False)  # every stage starts from a fixed RNG state (torch, numpy, random)
     model = AnatomicalCoordinateModel(features=p["features"], crop_size=crop, num_points=256, lr=2e-3, sw_overlap=0.25)
     sec = fit(model, data, steps)
     quiet_trainer().validate(model, data, verbose=False)
@@ -87,7 +88,7 @@ def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, features, a
             ckpts[name] = None
             continue
         data = make_data(coord_ckpt if args["guidance"] != "none" else None)
-        torch.manual_seed(0)
+        L.seed_everything(0, verbose=False)
         model = AnatomyGuidedDiffusionPretrainer(features=features, max_timestep=600, lr=1e-3, **args)
         timing[name] = fit(model, data, steps)
         ckpts[name] = str(save_module_checkpoint(model, out / f"pretrain_{name.replace(' ', '_').replace('+', 'and')}.ckpt"))
@@ -95,7 +96,7 @@ def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, features, a
 
 
 def probe(p, data, ckpt: str | None, head: str, steps: int, num_classes: int, names: list[str]) -> dict:
-    torch.manual_seed(0)
+    L.seed_everything(0, verbose=False)
     model = SegmentationProbe(num_classes=num_classes, pretrainer_ckpt=ckpt, features=p["features"], head=head, lr=3e-3, class_names=names,
                               sw_overlap=0.0)
     sec = fit(model, data, steps)
