@@ -1,5 +1,5 @@
 """Anatomical coordinate model: a 3D U-Net mapping a CT patch to per-voxel (x, y, z) body coordinates, trained
-self-supervised on two overlapping augmented crops (APE-style distance + invariance losses). Predict writes NIfTI maps.
+self-supervised on two augmented crops (APE-style offset or distance loss + invariance). Predict writes NIfTI maps.
 """
 
 from __future__ import annotations
