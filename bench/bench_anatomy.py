@@ -27,7 +27,7 @@ from anatomy_pretrain.tiny import quiet_trainer, save_module_checkpoint  # noqa:
 from anatomy_pretrain.volume_data import VolumeDataModule  # noqa: E402
 
 PROFILES = {
-    "quick": dict(phantoms=16, folds=1, features=(8, 16, 32, 64, 128, 8), coord_steps=1000, pretrain_steps=400,
+    "quick": dict(phantoms=16, folds=1, features=(8, 16, 32, 64, 128, 8), coord_steps=1000, pretrain_steps=1200,
                   probe_steps=300, linear_steps=200, hippo_cases=30, hippo_coord_steps=300, hippo_pretrain_steps=200, hippo_probe_steps=200),
     "smoke": dict(phantoms=8, folds=1, features=(4, 4, 8, 16, 32, 4), coord_steps=2, pretrain_steps=2, probe_steps=2,
                   linear_steps=2, hippo_cases=10, hippo_coord_steps=2, hippo_pretrain_steps=2, hippo_probe_steps=2),
