@@ -73,4 +73,4 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
         self.log("val/loss", loss, batch_size=1)
 
     def configure_optimizers(self):
-        return torch.optim.AdamW([p for p in self.net.parameters() if p.requires_grad], lr=self.hparams.lr, weight_decay=1e-4)
+        return torch.optim.AdamW(self.net.parameters(), lr=self.hparams.lr, weight_decay=1e-4)
