@@ -28,6 +28,16 @@ def kfold_split(names: list[str], num_folds: int, fold: int, seed: int = 0) -> t
     return [n for n in ordered if n not in held_set], held
 
 
+def label_budget(names: list[str], cases: int, seed: int = 0) -> list[str]:
+    """A seeded subset of ``cases`` training case names (sorted); nested: a larger budget keeps the smaller one's cases."""
+    if cases > len(names):
+        raise ValueError(f"labelled_cases={cases} but the training fold has only {len(names)} labelled cases: lower "
+                         "labelled_cases or use fewer folds")
+    ordered = sorted(names)
+    order = np.random.default_rng(seed + 1).permutation(len(ordered))
+    return sorted(ordered[i] for i in order[:cases])
+
+
 def write_split(path: str | Path, train: list[str], held_out: list[str], meta: dict) -> None:
     """Write the split as JSON atomically."""
     path = Path(path)

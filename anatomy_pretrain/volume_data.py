@@ -16,7 +16,7 @@ from anatomy_pretrain.checkpoints import load_coordinate_net
 from anatomy_pretrain.coordinate_net import volume_coordinates
 from anatomy_pretrain.phantoms import ORGAN_NAMES, make_ct_phantom
 from anatomy_pretrain.preprocessing import Preprocessing, cache_path, load_cached, save_cached, source_id
-from anatomy_pretrain.splits import kfold_split, write_split
+from anatomy_pretrain.splits import kfold_split, label_budget, write_split
 from anatomy_pretrain.volume_io import is_volume_path, read_subject, volume_stem
 
 
@@ -67,7 +67,10 @@ class VolumeDataModule(L.LightningDataModule):
     ``num_workers=0``); under DDP the Queue gets a per-rank subject sampler (set ``trainer.use_distributed_sampler: false``).
 
     ``coordinate_ckpt`` (a trained AnatomicalCoordinateModel): every volume gets its whole-volume coordinate map as the
-    image ``coords``, so patches and batches carry the anatomical guidance of the voxels they hold."""
+    image ``coords``, so patches and batches carry the anatomical guidance of the voxels they hold.
+
+    ``labelled_cases`` (label-efficiency studies): train on a seeded subset of that many labelled cases of the training
+    fold; the held-out fold and the unlabelled volumes (``train_on='all'``) are unchanged."""
 
     def __init__(
         self,
@@ -94,11 +97,14 @@ class VolumeDataModule(L.LightningDataModule):
         num_workers: int = 0,
         num_classes: int | None = None,
         coordinate_ckpt: str | None = None,
+        labelled_cases: int | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
         if root is None and not unlabelled_roots and phantoms <= 0:
             raise ValueError("VolumeDataModule needs a root, unlabelled_roots or phantoms > 0")
+        if labelled_cases is not None and labelled_cases < 1:
+            raise ValueError(f"labelled_cases must be >= 1 (or None for every labelled training case), got {labelled_cases}")
         self.preprocessing = Preprocessing(
             spacing=tuple(spacing), window=tuple(window) if window is not None else None, crop_to_body=crop_to_body,
             body_threshold=body_threshold, min_shape=tuple(patch_size),
@@ -149,6 +155,8 @@ class VolumeDataModule(L.LightningDataModule):
         hp = self.hparams
         labelled = self._labelled_sources()
         train_names, held_names = kfold_split(list(labelled), hp.num_folds, hp.fold, hp.seed) if labelled else ([], [])
+        if hp.labelled_cases is not None:
+            train_names = label_budget(train_names, hp.labelled_cases, hp.seed)
         if hp.split_file:
             write_split(hp.split_file, train_names, held_names, {"num_folds": hp.num_folds, "fold": hp.fold, "seed": hp.seed})
         self.train_subjects = [self._load(labelled[n][0], n, labelled[n][1]) for n in train_names]

@@ -1,7 +1,9 @@
 """Anatomy-pretraining benchmark: coordinate model (distance correlation on held-out phantoms), then random init vs
 restorative vs diffusion vs anatomy-guided diffusion under linear / non-linear probing, then the chain on real MR.
 
-Usage: python bench/bench_anatomy.py --profile quick   -> reports/bench/anatomy.json and anatomy.md
+Probes train to convergence with several seeds (mean +- std over seeds and folds), with all labelled training cases and
+with a label budget (``low_label_cases``). ``--reuse`` takes coordinate / pretraining checkpoints already in ``--work``.
+Usage: python bench/bench_anatomy.py --profile quick [--reuse]   -> reports/bench/anatomy.json and anatomy.md
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -23,16 +26,25 @@ from anatomy_pretrain.coordinate_model import AnatomicalCoordinateModel  # noqa:
 from anatomy_pretrain.phantoms import ORGAN_NAMES  # noqa: E402
 from anatomy_pretrain.pretrainer import AnatomyGuidedDiffusionPretrainer  # noqa: E402
 from anatomy_pretrain.probe import SegmentationProbe  # noqa: E402
+from anatomy_pretrain.checkpoints import read_checkpoint  # noqa: E402
 from anatomy_pretrain.tiny import quiet_trainer, save_module_checkpoint  # noqa: E402
 from anatomy_pretrain.volume_data import VolumeDataModule  # noqa: E402
 
 PROFILES = {
-    "quick": dict(phantoms=16, folds=1, features=(8, 16, 32, 64, 128, 8), coord_steps=1000, pretrain_steps=1200,
-                  probe_steps=300, linear_steps=200, hippo_cases=30, hippo_coord_steps=300, hippo_pretrain_steps=200, hippo_probe_steps=200),
-    "smoke": dict(phantoms=8, folds=1, features=(4, 4, 8, 16, 32, 4), coord_steps=2, pretrain_steps=2, probe_steps=2,
-                  linear_steps=2, hippo_cases=10, hippo_coord_steps=2, hippo_pretrain_steps=2, hippo_probe_steps=2),
-    "full": dict(phantoms=40, folds=4, features=(16, 16, 32, 64, 128, 16), coord_steps=1500, pretrain_steps=1500,
-                 probe_steps=800, linear_steps=600, hippo_cases=260, hippo_coord_steps=600, hippo_pretrain_steps=1000, hippo_probe_steps=600),
+    "quick": dict(phantoms=16, folds=1, seeds=(0, 1), features=(8, 16, 32, 64, 128, 8), coord_steps=1000, pretrain_steps=1200,
+                  probe_steps=1000, linear_steps=400, low_label_cases=2, low_label_steps=600, hippo_cases=30, hippo_coord_steps=300,
+                  hippo_pretrain_steps=200, hippo_probe_steps=400),
+    "smoke": dict(phantoms=8, folds=1, seeds=(0,), features=(4, 4, 8, 16, 32, 4), coord_steps=2, pretrain_steps=2, probe_steps=2,
+                  linear_steps=2, low_label_cases=2, low_label_steps=2, hippo_cases=10, hippo_coord_steps=2, hippo_pretrain_steps=2,
+                  hippo_probe_steps=2),
+    "full": dict(phantoms=40, folds=4, seeds=(0, 1, 2), features=(16, 16, 32, 64, 128, 16), coord_steps=1500, pretrain_steps=1500,
+                 probe_steps=1500, linear_steps=800, low_label_cases=4, low_label_steps=1000, hippo_cases=260, hippo_coord_steps=600,
+                 hippo_pretrain_steps=1000, hippo_probe_steps=800),
+}
+PROBES = {  # column -> (head, steps key, label budget key or None)
+    "nonlinear": ("nonlinear", "probe_steps", None),
+    "linear": ("linear", "linear_steps", None),
+    "nonlinear_low_label": ("nonlinear", "low_label_steps", "low_label_cases"),
 }
 ARMS = {  # name -> pretrainer arguments (None: random init)
     "random init": None,
@@ -47,11 +59,11 @@ COORD_SPACING_MM = 8.0  # the coordinate model sees 256 mm per 32^3 crop; pretra
 
 
 def phantom_data(p: dict, fold: int, cache: Path, patch: int, train_on: str = "all", batch: int = 4, spacing: float = 4.0,
-                 coordinate_ckpt: str | None = None) -> VolumeDataModule:
+                 coordinate_ckpt: str | None = None, labelled_cases: int | None = None) -> VolumeDataModule:
     return VolumeDataModule(
         phantoms=p["phantoms"], spacing=(spacing,) * 3, window=(-300.0, 400.0), patch_size=(patch,) * 3, samples_per_volume=8,
         queue_length=48, batch_size=batch, train_on=train_on, num_folds=max(p["folds"], 4), fold=fold, seed=0, cache_dir=str(cache),
-        coordinate_ckpt=coordinate_ckpt,
+        coordinate_ckpt=coordinate_ckpt, labelled_cases=labelled_cases,
     )
 
 
@@ -70,33 +82,50 @@ def fit(model, data, steps: int) -> float:
     return (time.time() - start) / max(steps, 1)
 
 
-def coordinate_stage(p, data, out: Path, steps: int, crop: int = 32) -> tuple[str, dict]:
+def reusable(path: Path, reuse: bool) -> bool:
+    if reuse and path.is_file():
+        print(f"reusing {path}", flush=True)
+        return True
+    return False
+
+
+def coordinate_stage(p, data, out: Path, steps: int, crop: int = 32, reuse: bool = False) -> tuple[str, dict]:
     L.seed_everything(0, verbose=False)  # every stage starts from a fixed RNG state (torch, numpy, random)
     model = AnatomicalCoordinateModel(features=p["features"], crop_size=crop, num_points=256, lr=2e-3, sw_overlap=0.25)
-    sec = fit(model, data, steps)
+    path, sec = out / "coordinates.ckpt", None
+    if reusable(path, reuse):
+        model.load_state_dict(read_checkpoint(path)["state_dict"])
+    else:
+        sec = fit(model, data, steps)
+        save_module_checkpoint(model, path)
     quiet_trainer().validate(model, data, verbose=False)
     rs = model.last_distance_r
-    ckpt = str(save_module_checkpoint(model, out / "coordinates.ckpt"))
-    return ckpt, {"distance_r_mean": sum(rs) / len(rs), "distance_r_per_volume": rs, "sec_per_step": sec, "steps": steps}
+    return str(path), {"distance_r_mean": sum(rs) / len(rs), "distance_r_per_volume": rs, "sec_per_step": sec, "steps": steps,
+                       "reused": sec is None}
 
 
-def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, features, arms: dict) -> tuple[dict, dict]:
+def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, features, arms: dict, reuse: bool = False) -> tuple[dict, dict]:
     """Pretrain every arm; ``make_data(coordinate_ckpt)`` builds its data (guided arms get the coordinate maps)."""
     ckpts, timing = {}, {}
     for name, args in arms.items():
         if args is None:
             ckpts[name] = None
             continue
+        path = out / f"pretrain_{name.replace(' ', '_').replace('+', 'and')}.ckpt"
+        ckpts[name] = str(path)
+        if reusable(path, reuse):
+            timing[name] = None
+            continue
         data = make_data(coord_ckpt if args["guidance"] != "none" else None)
         L.seed_everything(0, verbose=False)
         model = AnatomyGuidedDiffusionPretrainer(features=features, max_timestep=600, lr=1e-3, **args)
         timing[name] = fit(model, data, steps)
-        ckpts[name] = str(save_module_checkpoint(model, out / f"pretrain_{name.replace(' ', '_').replace('+', 'and')}.ckpt"))
+        save_module_checkpoint(model, path)
     return ckpts, timing
 
 
-def probe(p, data, ckpt: str | None, head: str, steps: int, num_classes: int, names: list[str]) -> dict:
-    L.seed_everything(0, verbose=False)
+def probe(p, data, ckpt: str | None, head: str, steps: int, num_classes: int, names: list[str], seed: int = 0) -> dict:
+    L.seed_everything(seed, verbose=False)
     model = SegmentationProbe(num_classes=num_classes, pretrainer_ckpt=ckpt, features=p["features"], head=head, lr=3e-3, class_names=names,
                               sw_overlap=0.0)
     sec = fit(model, data, steps)
@@ -104,29 +133,44 @@ def probe(p, data, ckpt: str | None, head: str, steps: int, num_classes: int, na
     return {"dice": model.last_dice, "sec_per_step": sec}
 
 
+def summarize(runs: list[dict]) -> dict:
+    """Per-class Dice averaged over runs (seeds x folds); mean Dice with its std and per-run values."""
+    keys = [k for k in runs[0]["dice"] if k != "mean"]
+    means = [r["dice"]["mean"] for r in runs]
+    return {"mean": statistics.fmean(means), "std": statistics.stdev(means) if len(means) > 1 else 0.0, "runs": means,
+            "per_class": {k: statistics.fmean(r["dice"][k] for r in runs) for k in keys}, "sec_per_step": runs[-1]["sec_per_step"]}
+
+
 def write_reports(results: dict, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / "anatomy.json.tmp"
     tmp.write_text(json.dumps(results, indent=1))
     os.replace(tmp, out_dir / "anatomy.json")
+    st = results["settings"]
     lines = [f"# Anatomy pretraining benchmark ({results['profile']} profile, CPU)", ""]
     c = results.get("coordinates")
     if c:
-        lines += [f"Coordinate model: Pearson r (predicted vs physical distance, held-out phantoms) = **{c['distance_r_mean']:.3f}** "
-                  f"({c['steps']} steps, {c['sec_per_step']:.2f} s/step)", ""]
+        how = "reused checkpoint" if c.get("reused") else f"{c['steps']} steps, {c['sec_per_step']:.2f} s/step"
+        lines += [f"Coordinate model: Pearson r (predicted vs physical distance, held-out phantoms) = **{c['distance_r_mean']:.3f}** ({how})", ""]
     rows = results.get("probes", {})
     if rows:
-        lines += ["| initialization | non-linear probe Dice | linear probe Dice |", "|---|---|---|"]
+        lines += [f"Frozen-backbone probes on held-out phantoms, mean Dice over 15 organs, mean +- std over seeds {list(st['seeds'])} "
+                  f"x {st['folds']} fold(s). Probe steps: non-linear {st['probe_steps']}, linear {st['linear_steps']}, "
+                  f"label budget ({st['low_label_cases']} labelled volumes) {st['low_label_steps']}.", "",
+                  f"| initialization | non-linear probe | linear probe | non-linear, {st['low_label_cases']} labelled volumes |", "|---|---|---|---|"]
         for name, r in rows.items():
-            fmt = lambda k: f"{r[k]['mean']:.3f}" if k in r else "-"  # noqa: E731
-            lines.append(f"| {name} | {fmt('nonlinear')} | {fmt('linear')} |")
-        lines += ["", f"Ordering guided >= diffusion >= restorative >= random (non-linear): **{results.get('ordering_holds')}**", ""]
+            fmt = lambda k: f"{r[k]['mean']:.3f} +- {r[k]['std']:.3f}" if k in r else "-"  # noqa: E731
+            lines.append(f"| {name} | {fmt('nonlinear')} | {fmt('linear')} | {fmt('nonlinear_low_label')} |")
+        lines += ["", f"Ordering guided >= diffusion >= restorative >= random (non-linear, means): **{results.get('ordering_holds')}**", ""]
     h = results.get("hippocampus")
     if h:
-        lines += ["Real MR (MSD hippocampus, 2-class non-linear probe, mean Dice over anterior/posterior):", ""]
-        lines += [f"- {k}: {v['mean']:.3f}" for k, v in h.get("probes", {}).items()]
+        lines += [f"Real MR (MSD hippocampus, {st['hippo_cases']} cases, 2-class non-linear probe, mean Dice over anterior/posterior, "
+                  "mean +- std over seeds):", ""]
+        lines += [f"- {k}: {v['mean']:.3f} +- {v['std']:.3f}" for k, v in h.get("probes", {}).items()]
         if "coordinates" in h:
             lines.append(f"- coordinate model distance r on held-out MR: {h['coordinates']['distance_r_mean']:.3f}")
+    if results.get("reused"):
+        lines += ["", f"Reused checkpoints (--reuse): {', '.join(results['reused'])}"]
     lines += ["", f"Total wall time: {results.get('wall_s', 0):.0f} s"]
     (out_dir / "anatomy.md").write_text("\n".join(lines) + "\n")
 
@@ -137,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "reports" / "bench"))
     parser.add_argument("--work", default=str(ROOT / "runs" / "bench_anatomy"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reuse", action="store_true", help="reuse coordinate / pretraining checkpoints found in --work")
     parser.add_argument("--skip-hippocampus", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -146,49 +191,55 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     results: dict = {"profile": args.profile, "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in p.items()}, "probes": {}}
     names = list(ORGAN_NAMES)
-    folds_probe: dict = {name: {"nonlinear": [], "linear": []} for name in ARMS}
+    runs: dict = {name: {col: [] for col in PROBES} for name in ARMS}
+
+    def progress() -> None:
+        results["reused"] = sorted(str(Path(f).relative_to(work)) for f in reused)
+        results["wall_s"] = time.time() - start
+        write_reports(results, out)
+
+    reused: list[str] = []
     for fold in range(p["folds"]):
         fold_dir = work / f"fold{fold}"
         coord_data = phantom_data(p, fold, cache, 48, batch=2, spacing=COORD_SPACING_MM)
-        coord_ckpt, coords = coordinate_stage(p, coord_data, fold_dir, p["coord_steps"])
+        coord_ckpt, coords = coordinate_stage(p, coord_data, fold_dir, p["coord_steps"], reuse=args.reuse)
+        reused += [coord_ckpt] if coords["reused"] else []
         results.setdefault("coordinates_per_fold", []).append(coords)
         results["coordinates"] = coords if fold == 0 else results["coordinates"]
-        write_reports(results, out)
+        progress()
         ckpts, timing = pretrain_arms(lambda c: phantom_data(p, fold, cache, 32, coordinate_ckpt=c), fold_dir, coord_ckpt,
-                                      p["pretrain_steps"], p["features"], ARMS)
+                                      p["pretrain_steps"], p["features"], ARMS, reuse=args.reuse)
+        reused += [ckpts[n] for n, t in timing.items() if t is None]
         results["pretrain_sec_per_step"] = timing
-        for name, ckpt in ckpts.items():
-            guided = ARMS[name] is not None and ARMS[name]["guidance"] != "none"
-            labelled = phantom_data(p, fold, cache, 32, train_on="labelled", coordinate_ckpt=coord_ckpt if guided else None)
-            for head, steps in (("nonlinear", p["probe_steps"]), ("linear", p["linear_steps"])):
-                folds_probe[name][head].append(probe(p, labelled, ckpt, head, steps, 16, names))
-                results["probes"][name] = {h: _mean_dice(v) for h, v in folds_probe[name].items() if v}
-                results["wall_s"] = time.time() - start
-                write_reports(results, out)
+        for col, (head, steps_key, budget_key) in PROBES.items():
+            for seed in p["seeds"]:
+                for name, ckpt in ckpts.items():
+                    guided = ARMS[name] is not None and ARMS[name]["guidance"] != "none"
+                    labelled = phantom_data(p, fold, cache, 32, train_on="labelled", coordinate_ckpt=coord_ckpt if guided else None,
+                                            labelled_cases=p[budget_key] if budget_key else None)
+                    runs[name][col].append(probe(p, labelled, ckpt, head, p[steps_key], 16, names, seed=seed))
+                    results["probes"][name] = {c: summarize(v) for c, v in runs[name].items() if v}
+                    progress()
     order = [results["probes"][n]["nonlinear"]["mean"] for n in ("diffusion + anatomy guidance", "diffusion", "restorative", "random init")]
     results["ordering_holds"] = all(a >= b for a, b in zip(order, order[1:]))
-    write_reports(results, out)
+    progress()
     if not args.skip_hippocampus and (HIPPO / "images").is_dir():
         hdir = work / "hippocampus"
-        h_ckpt, h_coords = coordinate_stage(p, hippo_data(p, cache, 48), hdir, p["hippo_coord_steps"])
+        h_ckpt, h_coords = coordinate_stage(p, hippo_data(p, cache, 48), hdir, p["hippo_coord_steps"], reuse=args.reuse)
+        reused += [h_ckpt] if h_coords["reused"] else []
         arms = {"random init": None, "diffusion + anatomy guidance": ARMS["diffusion + anatomy guidance"]}
-        h_ckpts, _ = pretrain_arms(lambda c: hippo_data(p, cache, coordinate_ckpt=c), hdir, h_ckpt, p["hippo_pretrain_steps"], p["features"], arms)
+        h_ckpts, h_timing = pretrain_arms(lambda c: hippo_data(p, cache, coordinate_ckpt=c), hdir, h_ckpt, p["hippo_pretrain_steps"],
+                                          p["features"], arms, reuse=args.reuse)
+        reused += [h_ckpts[n] for n, t in h_timing.items() if t is None]
         results["hippocampus"] = {"coordinates": h_coords, "probes": {}}
         for name, ckpt in h_ckpts.items():
             labelled = hippo_data(p, cache, train_on="labelled", coordinate_ckpt=h_ckpt if ARMS[name] is not None else None)
-            results["hippocampus"]["probes"][name] = probe(p, labelled, ckpt, "nonlinear", p["hippo_probe_steps"], 3, ["anterior", "posterior"])["dice"]
-            results["wall_s"] = time.time() - start
-            write_reports(results, out)
-    results["wall_s"] = time.time() - start
-    write_reports(results, out)
+            h_runs = [probe(p, labelled, ckpt, "nonlinear", p["hippo_probe_steps"], 3, ["anterior", "posterior"], seed=seed) for seed in p["seeds"]]
+            results["hippocampus"]["probes"][name] = summarize(h_runs)
+            progress()
+    progress()
     print((out / "anatomy.md").read_text())
     return 0
-
-
-def _mean_dice(runs: list[dict]) -> dict:
-    """Per-class and mean Dice averaged over folds."""
-    keys = runs[0]["dice"].keys()
-    return {k: sum(r["dice"][k] for r in runs) / len(runs) for k in keys} | {"sec_per_step": runs[-1]["sec_per_step"]}
 
 
 if __name__ == "__main__":

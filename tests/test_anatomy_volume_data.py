@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from anatomy_pretrain.splits import kfold_split
+from anatomy_pretrain.splits import kfold_split, label_budget
 from anatomy_pretrain.tiny import tiny_datamodule
 from anatomy_pretrain.volume_data import VolumeDataModule
 from anatomy_pretrain.volume_io import VolumeError, read_subject, read_volume
@@ -116,3 +116,19 @@ def test_subject_sampler_advances_epoch_and_splits_ranks():
     first0, first1 = list(rank0), list(rank1)
     assert sorted(first0 + first1) == data and rank0.epoch == 1
     assert list(rank0) != first0  # a new permutation on the next pass
+
+
+def test_label_budget_is_seeded_nested_and_validated(tmp_path):
+    names = [f"case_{i}" for i in range(10)]
+    two, five = label_budget(names, 2, seed=3), label_budget(names, 5, seed=3)
+    assert len(two) == 2 and set(two) <= set(five) and two == label_budget(names, 2, seed=3)
+    with pytest.raises(ValueError, match="labelled_cases=11 but the training fold has only 10"):
+        label_budget(names, 11)
+    dm = tiny_datamodule(phantoms=4, num_folds=2, labelled_cases=1, train_on="labelled", cache_dir=str(tmp_path))
+    dm.setup("fit")
+    full = tiny_datamodule(phantoms=4, num_folds=2, train_on="labelled", cache_dir=str(tmp_path))
+    full.setup("fit")
+    assert len(dm.train_subjects) == 1 and dm.train_subjects[0]["name"] in [s["name"] for s in full.train_subjects]
+    assert [s["name"] for s in dm.held_out_subjects] == [s["name"] for s in full.held_out_subjects]
+    with pytest.raises(ValueError, match="labelled_cases must be >= 1"):
+        tiny_datamodule(labelled_cases=0)
