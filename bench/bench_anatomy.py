@@ -26,7 +26,10 @@ from anatomy_pretrain.coordinate_model import AnatomicalCoordinateModel  # noqa:
 from anatomy_pretrain.phantoms import ORGAN_NAMES  # noqa: E402
 from anatomy_pretrain.pretrainer import AnatomyGuidedDiffusionPretrainer  # noqa: E402
 from anatomy_pretrain.probe import SegmentationProbe  # noqa: E402
-from anatomy_pretrain.checkpoints import read_checkpoint  # noqa: E402
+from anatomy_pretrain.backbone import GuidedUNet3D  # noqa: E402
+from anatomy_pretrain.checkpoints import load_pretrained_backbone, read_checkpoint  # noqa: E402
+from anatomy_pretrain.coordinate_embedding import guide_from_batch  # noqa: E402
+from anatomy_pretrain.diagnostics import pyramid_effective_ranks  # noqa: E402
 from anatomy_pretrain.tiny import quiet_trainer, save_module_checkpoint  # noqa: E402
 from anatomy_pretrain.volume_data import VolumeDataModule  # noqa: E402
 
@@ -124,6 +127,27 @@ def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, features, a
     return ckpts, timing
 
 
+def feature_ranks(p, ckpts: dict, make_data, patch: int = 32) -> dict:
+    """Effective rank of every encoder level on the central ``patch``^3 crops of the held-out volumes, per arm."""
+    out = {}
+    for name, ckpt in ckpts.items():
+        guided = ARMS[name] is not None and ARMS[name]["guidance"] != "none"
+        data = make_data(guided)
+        data.setup("validate")
+
+        def center(t: torch.Tensor) -> torch.Tensor:
+            lo = [(n - patch) // 2 for n in t.shape[1:]]
+            return t[:, lo[0]:lo[0] + patch, lo[1]:lo[1] + patch, lo[2]:lo[2] + patch]
+
+        batch = {"image": torch.stack([center(s["image"].data.float()) for s in data.held_out_subjects])}
+        if guided:
+            batch["coords"] = torch.stack([center(s["coords"].data.float()) for s in data.held_out_subjects])
+        L.seed_everything(0, verbose=False)
+        net, guidance = (load_pretrained_backbone(ckpt)[0], ARMS[name]["guidance"]) if ckpt else (GuidedUNet3D(features=p["features"]), "none")
+        out[name] = pyramid_effective_ranks(net, batch["image"], guide_from_batch(batch, guidance, 3))
+    return out
+
+
 def probe(p, data, ckpt: str | None, head: str, steps: int, num_classes: int, names: list[str], seed: int = 0) -> dict:
     L.seed_everything(seed, verbose=False)
     model = SegmentationProbe(num_classes=num_classes, pretrainer_ckpt=ckpt, features=p["features"], head=head, lr=3e-3, class_names=names,
@@ -162,6 +186,12 @@ def write_reports(results: dict, out_dir: Path) -> None:
             fmt = lambda k: f"{r[k]['mean']:.3f} +- {r[k]['std']:.3f}" if k in r else "-"  # noqa: E731
             lines.append(f"| {name} | {fmt('nonlinear')} | {fmt('linear')} | {fmt('nonlinear_low_label')} |")
         lines += ["", f"Ordering guided >= diffusion >= restorative >= random (non-linear, means): **{results.get('ordering_holds')}**", ""]
+    ranks = results.get("feature_effective_rank")
+    if ranks:
+        lines += ["Effective rank of the frozen encoder's features per level (full res -> 1/16; channels "
+                  f"{list(st['features'][:5])}), central 32^3 crops of the held-out phantoms:", ""]
+        lines += [f"- {name}: {', '.join(f'{r:.1f}' for r in v)}" for name, v in ranks.items()]
+        lines.append("")
     h = results.get("hippocampus")
     if h:
         lines += [f"Real MR (MSD hippocampus, {st['hippo_cases']} cases, 2-class non-linear probe, mean Dice over anterior/posterior, "
@@ -211,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
                                       p["pretrain_steps"], p["features"], ARMS, reuse=args.reuse)
         reused += [ckpts[n] for n, t in timing.items() if t is None]
         results["pretrain_sec_per_step"] = timing
+        results["feature_effective_rank"] = feature_ranks(
+            p, ckpts, lambda guided: phantom_data(p, fold, cache, 32, train_on="labelled", coordinate_ckpt=coord_ckpt if guided else None))
+        progress()
         for col, (head, steps_key, budget_key) in PROBES.items():
             for seed in p["seeds"]:
                 for name, ckpt in ckpts.items():
