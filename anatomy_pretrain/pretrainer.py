@@ -20,7 +20,9 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
     """``pretext='diffusion'``: x_t = q_sample(x0, t, eps), the net predicts ``target`` (x0/eps/v) from x_t (noise-level
     blind: no timestep input, so the encoder stays a plain BasicUNet encoder). ``pretext='restorative'``: Models Genesis.
     ``guidance`` ('none'/'input'/'film') feeds the embedding of ``batch["coords"]``: the frozen coordinate model's map of
-    the whole volume, cropped with the patch (``VolumeDataModule(coordinate_ckpt=...)`` adds it)."""
+    the whole volume, cropped with the patch (``VolumeDataModule(coordinate_ckpt=...)`` adds it).
+    ``skip_dropout``: during training each U-Net skip (levels 0-3, per sample) is zeroed with this probability, so the
+    decoder cannot rebuild the patch from the shallow skips alone and the deep encoder levels must carry it."""
 
     def __init__(
         self,
@@ -32,9 +34,12 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
         num_timesteps: int = 1000,
         max_timestep: int | None = None,
         target: Literal["x0", "eps", "v"] = "x0",
+        skip_dropout: float = 0.0,
         lr: float = 1e-3,
     ):
         super().__init__()
+        if not 0.0 <= skip_dropout < 1.0:
+            raise ValueError(f"skip_dropout must be in [0, 1), got {skip_dropout}")
         self.save_hyperparameters()
         guide_channels = embedding_channels(num_frequencies) if guidance != "none" else 0
         self.net = GuidedUNet3D(features=features, guidance=guidance, guide_channels=guide_channels)
@@ -44,16 +49,25 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
         """Sin/cos embedding of the batch's coordinate map (None without guidance)."""
         return guide_from_batch(batch, self.hparams.guidance, self.hparams.num_frequencies)
 
+    def reconstruct(self, x: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
+        """The net's output map, with the skips dropped at random while training (``skip_dropout``)."""
+        feats = self.net.encode(x, guide)
+        p = self.hparams.skip_dropout
+        if self.training and p > 0:
+            keep = torch.rand(x.shape[0], len(feats) - 1, device=x.device) >= p
+            feats = [f * keep[:, i].view(-1, 1, 1, 1, 1).to(f.dtype) for i, f in enumerate(feats[:-1])] + feats[-1:]
+        return self.net.decode(feats)
+
     def pretext_loss(self, x0: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
         hp = self.hparams
         if hp.pretext == "restorative":
-            return F.mse_loss(self.net(models_genesis_corrupt(x0), guide), x0)
+            return F.mse_loss(self.reconstruct(models_genesis_corrupt(x0), guide), x0)
         t_max = hp.max_timestep or hp.num_timesteps
         t = torch.randint(0, t_max, (x0.shape[0],), device=x0.device)
         noise = torch.randn_like(x0)
         x_t = q_sample(self.schedule, x0, t, noise)
         target = from_x0_eps(x0, noise, hp.target, self.schedule.alpha_bar(t, x0))
-        return F.mse_loss(self.net(x_t, guide), target)
+        return F.mse_loss(self.reconstruct(x_t, guide), target)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.pretext_loss(batch["image"], self.guide(batch))

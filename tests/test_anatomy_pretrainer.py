@@ -63,3 +63,17 @@ def test_models_genesis_corruption_changes_and_keeps_range():
     x = torch.rand(2, 1, 16, 16, 16) * 2 - 1
     y = models_genesis_corrupt(x, generator=torch.Generator().manual_seed(1))
     assert y.shape == x.shape and not torch.equal(x, y) and y.min() >= -1 and y.max() <= 1
+
+
+def test_skip_dropout_drops_skips_only_in_training():
+    torch.manual_seed(0)
+    model = AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance="none", skip_dropout=0.5)
+    x = torch.randn(8, 1, 32, 32, 32)
+    with torch.no_grad():
+        model.eval()
+        assert torch.allclose(model.reconstruct(x), model.net(x))
+        model.train()
+        dropped = model.reconstruct(x)
+    assert not torch.allclose(dropped, model.net(x))
+    with pytest.raises(ValueError, match="skip_dropout"):
+        AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, skip_dropout=1.0)
