@@ -35,14 +35,14 @@ from anatomy_pretrain.volume_data import VolumeDataModule  # noqa: E402
 
 PROFILES = {
     "quick": dict(phantoms=16, folds=1, seeds=(0, 1), features=(8, 16, 32, 64, 128, 8), coord_steps=1000, pretrain_steps=1200,
-                  probe_steps=1000, linear_steps=400, low_label_cases=2, low_label_steps=600, hippo_cases=30, hippo_coord_steps=300,
-                  hippo_pretrain_steps=200, hippo_probe_steps=400),
-    "smoke": dict(phantoms=8, folds=1, seeds=(0,), features=(4, 4, 8, 16, 32, 4), coord_steps=2, pretrain_steps=2, probe_steps=2,
-                  linear_steps=2, low_label_cases=2, low_label_steps=2, hippo_cases=10, hippo_coord_steps=2, hippo_pretrain_steps=2,
-                  hippo_probe_steps=2),
+                  pretrain_max_timestep=600, pretrain_skip_dropout=0.0, probe_steps=1000, linear_steps=400, low_label_cases=2,
+                  low_label_steps=600, hippo_cases=30, hippo_coord_steps=300, hippo_pretrain_steps=200, hippo_probe_steps=400),
+    "smoke": dict(phantoms=8, folds=1, seeds=(0,), features=(4, 4, 8, 16, 32, 4), coord_steps=2, pretrain_steps=2,
+                  pretrain_max_timestep=600, pretrain_skip_dropout=0.0, probe_steps=2, linear_steps=2, low_label_cases=2,
+                  low_label_steps=2, hippo_cases=10, hippo_coord_steps=2, hippo_pretrain_steps=2, hippo_probe_steps=2),
     "full": dict(phantoms=40, folds=4, seeds=(0, 1, 2), features=(16, 16, 32, 64, 128, 16), coord_steps=1500, pretrain_steps=1500,
-                 probe_steps=1500, linear_steps=800, low_label_cases=4, low_label_steps=1000, hippo_cases=260, hippo_coord_steps=600,
-                 hippo_pretrain_steps=1000, hippo_probe_steps=800),
+                 pretrain_max_timestep=600, pretrain_skip_dropout=0.0, probe_steps=1500, linear_steps=800, low_label_cases=4,
+                 low_label_steps=1000, hippo_cases=260, hippo_coord_steps=600, hippo_pretrain_steps=1000, hippo_probe_steps=800),
 }
 PROBES = {  # column -> (head, steps key, label budget key or None)
     "nonlinear": ("nonlinear", "probe_steps", None),
@@ -107,8 +107,9 @@ def coordinate_stage(p, data, out: Path, steps: int, crop: int = 32, reuse: bool
                        "reused": sec is None}
 
 
-def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, features, arms: dict, reuse: bool = False) -> tuple[dict, dict]:
-    """Pretrain every arm; ``make_data(coordinate_ckpt)`` builds its data (guided arms get the coordinate maps)."""
+def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, p: dict, arms: dict, reuse: bool = False) -> tuple[dict, dict]:
+    """Pretrain every arm with the profile's recipe; ``make_data(coordinate_ckpt)`` builds its data (guided arms get the
+    coordinate maps)."""
     ckpts, timing = {}, {}
     for name, args in arms.items():
         if args is None:
@@ -121,7 +122,8 @@ def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, features, a
             continue
         data = make_data(coord_ckpt if args["guidance"] != "none" else None)
         L.seed_everything(0, verbose=False)
-        model = AnatomyGuidedDiffusionPretrainer(features=features, max_timestep=600, lr=1e-3, **args)
+        model = AnatomyGuidedDiffusionPretrainer(features=p["features"], max_timestep=p["pretrain_max_timestep"],
+                                                 skip_dropout=p["pretrain_skip_dropout"], lr=1e-3, **args)
         timing[name] = fit(model, data, steps)
         save_module_checkpoint(model, path)
     return ckpts, timing
@@ -178,7 +180,8 @@ def write_reports(results: dict, out_dir: Path) -> None:
         lines += [f"Coordinate model: Pearson r (predicted vs physical distance, held-out phantoms) = **{c['distance_r_mean']:.3f}** ({how})", ""]
     rows = results.get("probes", {})
     if rows:
-        lines += [f"Frozen-backbone probes on held-out phantoms, mean Dice over 15 organs, mean +- std over seeds {list(st['seeds'])} "
+        lines += [f"Pretraining: {st['pretrain_steps']} steps, diffusion timesteps < {st['pretrain_max_timestep'] or 1000}, "
+                  f"skip dropout {st['pretrain_skip_dropout']}.", "",f"Frozen-backbone probes on held-out phantoms, mean Dice over 15 organs, mean +- std over seeds {list(st['seeds'])} "
                   f"x {st['folds']} fold(s). Probe steps: non-linear {st['probe_steps']}, linear {st['linear_steps']}, "
                   f"label budget ({st['low_label_cases']} labelled volumes) {st['low_label_steps']}.", "",
                   f"| initialization | non-linear probe | linear probe | non-linear, {st['low_label_cases']} labelled volumes |", "|---|---|---|---|"]
@@ -213,10 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reuse", action="store_true", help="reuse coordinate / pretraining checkpoints found in --work")
     parser.add_argument("--skip-hippocampus", action="store_true")
+    parser.add_argument("--pretrain-max-timestep", type=int, help="override the profile's (diffusion timesteps drawn below it)")
+    parser.add_argument("--pretrain-skip-dropout", type=float, help="override the profile's (use a fresh --work with it)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("WANDB_MODE", "disabled")
-    p, out, work = PROFILES[args.profile], Path(args.out), Path(args.work)
+    p, out, work = dict(PROFILES[args.profile]), Path(args.out), Path(args.work)
+    for key in ("pretrain_max_timestep", "pretrain_skip_dropout"):
+        if getattr(args, key) is not None:
+            p[key] = getattr(args, key)
     cache = work / "cache"
     start = time.time()
     results: dict = {"profile": args.profile, "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in p.items()}, "probes": {}}
@@ -238,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         results["coordinates"] = coords if fold == 0 else results["coordinates"]
         progress()
         ckpts, timing = pretrain_arms(lambda c: phantom_data(p, fold, cache, 32, coordinate_ckpt=c), fold_dir, coord_ckpt,
-                                      p["pretrain_steps"], p["features"], ARMS, reuse=args.reuse)
+                                      p["pretrain_steps"], p, ARMS, reuse=args.reuse)
         reused += [ckpts[n] for n, t in timing.items() if t is None]
         results["pretrain_sec_per_step"] = timing
         results["feature_effective_rank"] = feature_ranks(
@@ -262,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         reused += [h_ckpt] if h_coords["reused"] else []
         arms = {"random init": None, "diffusion + anatomy guidance": ARMS["diffusion + anatomy guidance"]}
         h_ckpts, h_timing = pretrain_arms(lambda c: hippo_data(p, cache, coordinate_ckpt=c), hdir, h_ckpt, p["hippo_pretrain_steps"],
-                                          p["features"], arms, reuse=args.reuse)
+                                          p, arms, reuse=args.reuse)
         reused += [h_ckpts[n] for n, t in h_timing.items() if t is None]
         results["hippocampus"] = {"coordinates": h_coords, "probes": {}}
         for name, ckpt in h_ckpts.items():
