@@ -9,6 +9,7 @@ Usage: python bench/bench_anatomy.py --profile quick [--reuse]   -> reports/benc
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import statistics
@@ -85,18 +86,29 @@ def fit(model, data, steps: int) -> float:
     return (time.time() - start) / max(steps, 1)
 
 
-def reusable(path: Path, reuse: bool) -> bool:
-    if reuse and path.is_file():
-        print(f"reusing {path}", flush=True)
-        return True
-    return False
+def reusable(path: Path, reuse: bool, module_cls: type, expected: dict) -> bool:
+    """True when ``--reuse`` and ``path`` exists; refuses a checkpoint trained with other settings than ``expected``
+    (a hyper-parameter missing from an older checkpoint counts as ``module_cls``'s default)."""
+    if not (reuse and path.is_file()):
+        return False
+    saved, params = read_checkpoint(path)["hyper_parameters"], inspect.signature(module_cls.__init__).parameters
+    saved = {k: saved.get(k, params[k].default) for k in expected}
+    differ = {k: (saved[k], v) for k, v in expected.items() if _plain(saved[k]) != _plain(v)}
+    if differ:
+        raise ValueError(f"--reuse: {path} was trained with other settings (saved, wanted) {differ}; use a fresh --work")
+    print(f"reusing {path}", flush=True)
+    return True
+
+
+def _plain(value):
+    return list(value) if isinstance(value, (tuple, list)) else value
 
 
 def coordinate_stage(p, data, out: Path, steps: int, crop: int = 32, reuse: bool = False) -> tuple[str, dict]:
     L.seed_everything(0, verbose=False)  # every stage starts from a fixed RNG state (torch, numpy, random)
     model = AnatomicalCoordinateModel(features=p["features"], crop_size=crop, num_points=256, lr=2e-3, sw_overlap=0.25)
     path, sec = out / "coordinates.ckpt", None
-    if reusable(path, reuse):
+    if reusable(path, reuse, AnatomicalCoordinateModel, {"features": p["features"], "crop_size": crop}):
         model.load_state_dict(read_checkpoint(path)["state_dict"])
     else:
         sec = fit(model, data, steps)
@@ -117,13 +129,13 @@ def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, p: dict, ar
             continue
         path = out / f"pretrain_{name.replace(' ', '_').replace('+', 'and')}.ckpt"
         ckpts[name] = str(path)
-        if reusable(path, reuse):
+        recipe = dict(features=p["features"], max_timestep=p["pretrain_max_timestep"], skip_dropout=p["pretrain_skip_dropout"], lr=1e-3)
+        if reusable(path, reuse, AnatomyGuidedDiffusionPretrainer, recipe | args):
             timing[name] = None
             continue
         data = make_data(coord_ckpt if args["guidance"] != "none" else None)
         L.seed_everything(0, verbose=False)
-        model = AnatomyGuidedDiffusionPretrainer(features=p["features"], max_timestep=p["pretrain_max_timestep"],
-                                                 skip_dropout=p["pretrain_skip_dropout"], lr=1e-3, **args)
+        model = AnatomyGuidedDiffusionPretrainer(**recipe, **args)
         timing[name] = fit(model, data, steps)
         save_module_checkpoint(model, path)
     return ckpts, timing
