@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from anatomy_pretrain.backbone import Guidance, GuidedUNet3D
 from anatomy_pretrain.coordinate_embedding import embedding_channels, guide_from_batch
 from anatomy_pretrain.corruptions import models_genesis_corrupt
+from anatomy_pretrain.diagnostics import channel_decorrelation
 from unisegdiff.diffusion import from_x0_eps, make_schedule, q_sample
 
 
@@ -22,7 +23,9 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
     ``guidance`` ('none'/'input'/'film') feeds the embedding of ``batch["coords"]``: the frozen coordinate model's map of
     the whole volume, cropped with the patch (``VolumeDataModule(coordinate_ckpt=...)`` adds it).
     ``skip_dropout``: during training each U-Net skip (levels 0-3, per sample) is zeroed with this probability, so the
-    decoder cannot rebuild the patch from the shallow skips alone and the deep encoder levels must carry it."""
+    decoder cannot rebuild the patch from the shallow skips alone and the deep encoder levels must carry it.
+    ``decorrelation``: weight of the mean squared channel correlation of every encoder level added to the pretext loss
+    (against the low-rank, collapsed features a plain pretext leaves; see ``diagnostics.effective_rank``)."""
 
     def __init__(
         self,
@@ -35,11 +38,14 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
         max_timestep: int | None = None,
         target: Literal["x0", "eps", "v"] = "x0",
         skip_dropout: float = 0.0,
+        decorrelation: float = 0.0,
         lr: float = 1e-3,
     ):
         super().__init__()
         if not 0.0 <= skip_dropout < 1.0:
             raise ValueError(f"skip_dropout must be in [0, 1), got {skip_dropout}")
+        if decorrelation < 0:
+            raise ValueError(f"decorrelation must be >= 0, got {decorrelation}")
         self.save_hyperparameters()
         guide_channels = embedding_channels(num_frequencies) if guidance != "none" else 0
         self.net = GuidedUNet3D(features=features, guidance=guidance, guide_channels=guide_channels)
@@ -49,25 +55,31 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
         """Sin/cos embedding of the batch's coordinate map (None without guidance)."""
         return guide_from_batch(batch, self.hparams.guidance, self.hparams.num_frequencies)
 
-    def reconstruct(self, x: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
-        """The net's output map, with the skips dropped at random while training (``skip_dropout``)."""
+    def reconstruct(self, x: torch.Tensor, guide: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the net's output map, the decorrelation penalty of its encoder levels; 0 when ``decorrelation`` is 0), with
+        the skips dropped at random while training (``skip_dropout``)."""
         feats = self.net.encode(x, guide)
+        penalty = x.new_zeros(())
+        if self.hparams.decorrelation > 0:
+            penalty = self.hparams.decorrelation * sum(channel_decorrelation(f) for f in feats)
         p = self.hparams.skip_dropout
         if self.training and p > 0:
             keep = torch.rand(x.shape[0], len(feats) - 1, device=x.device) >= p
             feats = [f * keep[:, i].view(-1, 1, 1, 1, 1).to(f.dtype) for i, f in enumerate(feats[:-1])] + feats[-1:]
-        return self.net.decode(feats)
+        return self.net.decode(feats), penalty
 
     def pretext_loss(self, x0: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
         hp = self.hparams
         if hp.pretext == "restorative":
-            return F.mse_loss(self.reconstruct(models_genesis_corrupt(x0), guide), x0)
+            out, penalty = self.reconstruct(models_genesis_corrupt(x0), guide)
+            return F.mse_loss(out, x0) + penalty
         t_max = hp.max_timestep or hp.num_timesteps
         t = torch.randint(0, t_max, (x0.shape[0],), device=x0.device)
         noise = torch.randn_like(x0)
         x_t = q_sample(self.schedule, x0, t, noise)
         target = from_x0_eps(x0, noise, hp.target, self.schedule.alpha_bar(t, x0))
-        return F.mse_loss(self.reconstruct(x_t, guide), target)
+        out, penalty = self.reconstruct(x_t, guide)
+        return F.mse_loss(out, target) + penalty
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.pretext_loss(batch["image"], self.guide(batch))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from anatomy_pretrain.backbone import GuidedUNet3D
-from anatomy_pretrain.diagnostics import effective_rank, pyramid_effective_ranks
+from anatomy_pretrain.diagnostics import channel_decorrelation, effective_rank, pyramid_effective_ranks
 
 
 def test_effective_rank_of_constructed_features():
@@ -26,3 +26,12 @@ def test_pyramid_ranks_leave_the_backbone_mode_alone():
     ranks = pyramid_effective_ranks(net, torch.randn(2, 1, 32, 32, 32))
     assert len(ranks) == 5 and all(0 < r <= c for r, c in zip(ranks, (4, 4, 8, 16, 32)))
     assert net.training
+
+
+def test_channel_decorrelation_is_zero_for_independent_and_one_for_copied_channels():
+    torch.manual_seed(0)
+    assert float(channel_decorrelation(torch.randn(2, 4, 16, 16, 16))) < 0.01
+    copied = torch.randn(2, 1, 16, 16, 16).repeat(1, 4, 1, 1, 1)
+    assert float(channel_decorrelation(copied)) == pytest.approx(1.0, abs=1e-3)
+    with pytest.raises(ValueError, match="C>=2"):
+        channel_decorrelation(torch.randn(2, 1, 8, 8, 8))

@@ -71,9 +71,24 @@ def test_skip_dropout_drops_skips_only_in_training():
     x = torch.randn(8, 1, 32, 32, 32)
     with torch.no_grad():
         model.eval()
-        assert torch.allclose(model.reconstruct(x), model.net(x))
+        assert torch.allclose(model.reconstruct(x)[0], model.net(x))
         model.train()
-        dropped = model.reconstruct(x)
+        dropped = model.reconstruct(x)[0]
     assert not torch.allclose(dropped, model.net(x))
     with pytest.raises(ValueError, match="skip_dropout"):
         AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, skip_dropout=1.0)
+
+
+def test_decorrelation_penalty_enters_the_pretext_loss():
+    torch.manual_seed(0)
+    plain = AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance="none")
+    decor = AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance="none", decorrelation=1.0)
+    decor.load_state_dict(plain.state_dict())
+    x = torch.rand(2, 1, 32, 32, 32) * 2 - 1
+    assert float(plain.reconstruct(x)[1]) == 0.0
+    penalty = decor.reconstruct(x)[1]
+    assert penalty > 0
+    penalty.backward()
+    assert decor.net.conv_0.conv_0.conv.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="decorrelation"):
+        AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, decorrelation=-1.0)
