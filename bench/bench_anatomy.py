@@ -86,6 +86,10 @@ def fit(model, data, steps: int) -> float:
     return (time.time() - start) / max(steps, 1)
 
 
+def is_guided(arm: str) -> bool:
+    return ARMS[arm] is not None and ARMS[arm]["guidance"] != "none"
+
+
 def reusable(path: Path, reuse: bool, module_cls: type, expected: dict) -> bool:
     """True when ``--reuse`` and ``path`` exists; refuses a checkpoint trained with other settings than ``expected``
     (a hyper-parameter missing from an older checkpoint counts as ``module_cls``'s default)."""
@@ -146,7 +150,7 @@ def feature_ranks(p, ckpts: dict, make_data, patch: int = 32) -> dict:
     """Effective rank of every encoder level on the central ``patch``^3 crops of the held-out volumes, per arm."""
     out = {}
     for name, ckpt in ckpts.items():
-        guided = ARMS[name] is not None and ARMS[name]["guidance"] != "none"
+        guided = is_guided(name)
         data = make_data(guided)
         data.setup("validate")
 
@@ -270,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         for col, (head, steps_key, budget_key) in PROBES.items():
             for seed in p["seeds"]:
                 for name, ckpt in ckpts.items():
-                    guided = ARMS[name] is not None and ARMS[name]["guidance"] != "none"
+                    guided = is_guided(name)
                     labelled = phantom_data(p, fold, cache, 32, train_on="labelled", coordinate_ckpt=coord_ckpt if guided else None,
                                             labelled_cases=p[budget_key] if budget_key else None)
                     runs[name][col].append(probe(p, labelled, ckpt, head, p[steps_key], 16, names, seed=seed))
