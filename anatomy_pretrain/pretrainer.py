@@ -68,23 +68,28 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
             feats = [f * keep[:, i].view(-1, 1, 1, 1, 1).to(f.dtype) for i, f in enumerate(feats[:-1])] + feats[-1:]
         return self.net.decode(feats), penalty
 
-    def pretext_loss(self, x0: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
+    def pretext_loss(self, x0: torch.Tensor, guide: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the pretext's reconstruction / denoising MSE, the decorrelation penalty); training minimises their sum."""
         hp = self.hparams
         if hp.pretext == "restorative":
             out, penalty = self.reconstruct(models_genesis_corrupt(x0), guide)
-            return F.mse_loss(out, x0) + penalty
+            return F.mse_loss(out, x0), penalty
         t_max = hp.max_timestep or hp.num_timesteps
         t = torch.randint(0, t_max, (x0.shape[0],), device=x0.device)
         noise = torch.randn_like(x0)
         x_t = q_sample(self.schedule, x0, t, noise)
         target = from_x0_eps(x0, noise, hp.target, self.schedule.alpha_bar(t, x0))
         out, penalty = self.reconstruct(x_t, guide)
-        return F.mse_loss(out, target) + penalty
+        return F.mse_loss(out, target), penalty
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self.pretext_loss(batch["image"], self.guide(batch))
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
-        return loss
+        pretext, penalty = self.pretext_loss(batch["image"], self.guide(batch))
+        n = batch["image"].shape[0]
+        self.log("train/loss", pretext + penalty, prog_bar=True, batch_size=n)
+        self.log("train/pretext", pretext, batch_size=n)
+        if self.hparams.decorrelation > 0:
+            self.log("train/decorrelation", penalty, batch_size=n)
+        return pretext + penalty
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         image = batch["image"]
@@ -95,8 +100,10 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
             torch.manual_seed(int(torch.randint(0, 2**31, (), generator=g)))
             guide = self.guide(batch)
             cut = lambda x: None if x is None else x[..., : crop[0], : crop[1], : crop[2]]  # noqa: E731
-            loss = self.pretext_loss(cut(image), cut(guide))
-        self.log("val/loss", loss, batch_size=1)
+            pretext, penalty = self.pretext_loss(cut(image), cut(guide))
+        self.log("val/loss", pretext, batch_size=1)
+        if self.hparams.decorrelation > 0:
+            self.log("val/decorrelation", penalty, batch_size=1)
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.net.parameters(), lr=self.hparams.lr, weight_decay=1e-4)

@@ -90,5 +90,12 @@ def test_decorrelation_penalty_enters_the_pretext_loss():
     assert penalty > 0
     penalty.backward()
     assert decor.net.conv_0.conv_0.conv.weight.grad.abs().sum() > 0
+    # the pretext term and the penalty come back apart (logged apart, so val/loss compares across weights)
+    torch.manual_seed(1)
+    plain_pretext, plain_penalty = plain.pretext_loss(x)
+    torch.manual_seed(1)
+    decor_pretext, decor_penalty = decor.pretext_loss(x)
+    assert float(plain_penalty) == 0.0 and float(decor_penalty) > 0
+    assert torch.allclose(plain_pretext, decor_pretext)
     with pytest.raises(ValueError, match="decorrelation"):
         AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, decorrelation=-1.0)
