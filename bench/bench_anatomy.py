@@ -37,18 +37,19 @@ from anatomy_pretrain.volume_data import VolumeDataModule  # noqa: E402
 PROFILES = {
     "quick": dict(phantoms=16, folds=1, seeds=(0, 1), features=(8, 16, 32, 64, 128, 8), coord_steps=1000, pretrain_steps=1200,
                   pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=0.0, probe_steps=1000, linear_steps=400, low_label_cases=2,
-                  low_label_steps=600, hippo_cases=30, hippo_coord_steps=300, hippo_pretrain_steps=200, hippo_probe_steps=400),
+                  low_label_steps=600, finetune_steps=600, hippo_cases=30, hippo_coord_steps=300, hippo_pretrain_steps=200, hippo_probe_steps=400),
     "smoke": dict(phantoms=8, folds=1, seeds=(0,), features=(4, 4, 8, 16, 32, 4), coord_steps=2, pretrain_steps=2,
                   pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=0.0, probe_steps=2, linear_steps=2, low_label_cases=2,
-                  low_label_steps=2, hippo_cases=10, hippo_coord_steps=2, hippo_pretrain_steps=2, hippo_probe_steps=2),
+                  low_label_steps=2, finetune_steps=2, hippo_cases=10, hippo_coord_steps=2, hippo_pretrain_steps=2, hippo_probe_steps=2),
     "full": dict(phantoms=40, folds=4, seeds=(0, 1, 2), features=(16, 16, 32, 64, 128, 16), coord_steps=1500, pretrain_steps=1500,
                  pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=0.0, probe_steps=1500, linear_steps=800, low_label_cases=4,
-                 low_label_steps=1000, hippo_cases=260, hippo_coord_steps=600, hippo_pretrain_steps=1000, hippo_probe_steps=800),
+                 low_label_steps=1000, finetune_steps=1500, hippo_cases=260, hippo_coord_steps=600, hippo_pretrain_steps=1000, hippo_probe_steps=800),
 }
-PROBES = {  # column -> (head, steps key, label budget key or None)
-    "nonlinear": ("nonlinear", "probe_steps", None),
-    "linear": ("linear", "linear_steps", None),
-    "nonlinear_low_label": ("nonlinear", "low_label_steps", "low_label_cases"),
+PROBES = {  # column -> (head, steps key, label budget key or None, fine-tune the backbone too)
+    "nonlinear": ("nonlinear", "probe_steps", None, False),
+    "linear": ("linear", "linear_steps", None, False),
+    "nonlinear_low_label": ("nonlinear", "low_label_steps", "low_label_cases", False),
+    "finetune": ("nonlinear", "finetune_steps", None, True),
 }
 ARMS = {  # name -> pretrainer arguments (None: random init)
     "random init": None,
@@ -167,10 +168,11 @@ def feature_ranks(p, ckpts: dict, make_data, patch: int = 32) -> dict:
     return out
 
 
-def probe(p, data, ckpt: str | None, head: str, steps: int, num_classes: int, names: list[str], seed: int = 0) -> dict:
+def probe(p, data, ckpt: str | None, head: str, steps: int, num_classes: int, names: list[str], seed: int = 0,
+          finetune: bool = False) -> dict:
     L.seed_everything(seed, verbose=False)
     model = SegmentationProbe(num_classes=num_classes, pretrainer_ckpt=ckpt, features=p["features"], head=head, lr=3e-3, class_names=names,
-                              sw_overlap=0.0)
+                              sw_overlap=0.0, finetune=finetune, backbone_lr=3e-4)
     sec = fit(model, data, steps)
     quiet_trainer().validate(model, data, verbose=False)
     return {"dice": model.last_dice, "sec_per_step": sec}
@@ -199,13 +201,15 @@ def write_reports(results: dict, out_dir: Path) -> None:
     if rows:
         lines += [f"Pretraining: {st['pretrain_steps']} steps, diffusion timesteps < {st['pretrain_max_timestep'] or 1000}, "
                   f"skip dropout {st['pretrain_skip_dropout']}, decorrelation weight {st['pretrain_decorrelation']}.", "",
-                  f"Frozen-backbone probes on held-out phantoms, mean Dice over 15 organs, mean +- std over seeds {list(st['seeds'])} "
+                  f"Frozen-backbone probes and fine-tuning, evaluated on held-out phantoms, mean Dice over 15 organs, mean +- std over seeds {list(st['seeds'])} "
                   f"x {st['folds']} fold(s). Probe steps: non-linear {st['probe_steps']}, linear {st['linear_steps']}, "
-                  f"label budget ({st['low_label_cases']} labelled volumes) {st['low_label_steps']}.", "",
-                  f"| initialization | non-linear probe | linear probe | non-linear, {st['low_label_cases']} labelled volumes |", "|---|---|---|---|"]
+                  f"label budget ({st['low_label_cases']} labelled volumes) {st['low_label_steps']}, "
+                  f"fine-tuning (backbone trained too, non-linear head) {st.get('finetune_steps', '-')}.", "",
+                  f"| initialization | non-linear probe | linear probe | non-linear, {st['low_label_cases']} labelled volumes | fine-tuning |",
+                  "|---|---|---|---|---|"]
         for name, r in rows.items():
             fmt = lambda k: f"{r[k]['mean']:.3f} +- {r[k]['std']:.3f}" if k in r else "-"  # noqa: E731
-            lines.append(f"| {name} | {fmt('nonlinear')} | {fmt('linear')} | {fmt('nonlinear_low_label')} |")
+            lines.append(f"| {name} | {fmt('nonlinear')} | {fmt('linear')} | {fmt('nonlinear_low_label')} | {fmt('finetune')} |")
         lines += ["", f"Ordering guided >= diffusion >= restorative >= random (non-linear, means): **{results.get('ordering_holds')}**", ""]
     ranks = results.get("feature_effective_rank")
     if ranks:
@@ -271,13 +275,13 @@ def main(argv: list[str] | None = None) -> int:
         results["feature_effective_rank"] = feature_ranks(
             p, ckpts, lambda guided: phantom_data(p, fold, cache, 32, train_on="labelled", coordinate_ckpt=coord_ckpt if guided else None))
         progress()
-        for col, (head, steps_key, budget_key) in PROBES.items():
+        for col, (head, steps_key, budget_key, finetune) in PROBES.items():
             for seed in p["seeds"]:
                 for name, ckpt in ckpts.items():
                     guided = is_guided(name)
                     labelled = phantom_data(p, fold, cache, 32, train_on="labelled", coordinate_ckpt=coord_ckpt if guided else None,
                                             labelled_cases=p[budget_key] if budget_key else None)
-                    runs[name][col].append(probe(p, labelled, ckpt, head, p[steps_key], 16, names, seed=seed))
+                    runs[name][col].append(probe(p, labelled, ckpt, head, p[steps_key], 16, names, seed=seed, finetune=finetune))
                     results["probes"][name] = {c: summarize(v) for c, v in runs[name].items() if v}
                     progress()
     order = [results["probes"][n]["nonlinear"]["mean"] for n in ("diffusion + anatomy guidance", "diffusion", "restorative", "random init")]

@@ -1,0 +1,39 @@
+"""The anatomy-pretraining benchmark end to end with its smoke profile: every arm gets a row with every probe column
+(fine-tuning included), the ordering verdict is recorded, and --reuse refuses checkpoints of another recipe."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_anatomy.py"
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_anatomy", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_anatomy"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_anatomy_bench_smoke_writes_the_full_table(tmp_path):
+    bench = load_bench()
+    work, out = tmp_path / "work", tmp_path / "out"
+    assert bench.main(["--profile", "smoke", "--skip-hippocampus", "--threads", "2", "--work", str(work), "--out", str(out)]) == 0
+    results = json.loads((out / "anatomy.json").read_text())
+    assert set(results["probes"]) == set(bench.ARMS)
+    for name, cols in results["probes"].items():
+        assert set(cols) == set(bench.PROBES), name
+        for col in cols.values():
+            assert 0.0 <= col["mean"] <= 1.0 and len(col["runs"]) == 1
+    assert isinstance(results["ordering_holds"], bool)
+    report = (out / "anatomy.md").read_text()
+    assert "fine-tuning |" in report and report.count("| diffusion + anatomy guidance |") == 1
+    # a changed recipe must not reuse the pretraining checkpoints already in --work
+    with pytest.raises(ValueError, match="other settings"):
+        bench.main(["--profile", "smoke", "--skip-hippocampus", "--work", str(work), "--out", str(out), "--reuse",
+                    "--pretrain-decorrelation", "0.5"])
