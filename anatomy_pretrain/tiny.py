@@ -4,6 +4,7 @@ writes a Lightning-style checkpoint of an untrained module (state_dict + hyper_p
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import lightning as L
@@ -28,7 +29,9 @@ def save_module_checkpoint(module: L.LightningModule, path: str | Path) -> Path:
     """A checkpoint readable by ``torch.load(weights_only=True)`` like the ones Lightning writes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, tmp)
+    os.replace(tmp, path)  # atomic: an interrupted run never leaves a truncated checkpoint for --reuse to pick up
     return path
 
 

@@ -99,3 +99,15 @@ def test_decorrelation_penalty_enters_the_pretext_loss():
     assert torch.allclose(plain_pretext, decor_pretext)
     with pytest.raises(ValueError, match="decorrelation"):
         AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, decorrelation=-1.0)
+
+
+def test_module_checkpoint_is_written_atomically_and_reads_back(tmp_path):
+    from anatomy_pretrain.checkpoints import read_checkpoint
+    from anatomy_pretrain.tiny import save_module_checkpoint
+
+    model = AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance="none", decorrelation=0.5)
+    path = save_module_checkpoint(model, tmp_path / "sub" / "pre.ckpt")
+    assert [p.name for p in path.parent.iterdir()] == ["pre.ckpt"]  # no temporary left beside it
+    saved = read_checkpoint(path)
+    assert saved["hyper_parameters"]["decorrelation"] == 0.5
+    assert all(torch.equal(v, saved["state_dict"][k]) for k, v in model.state_dict().items())
