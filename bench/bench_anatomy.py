@@ -124,9 +124,10 @@ def coordinate_stage(p, data, out: Path, steps: int, crop: int = 32, reuse: bool
                        "reused": sec is None}
 
 
-def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, p: dict, arms: dict, reuse: bool = False) -> tuple[dict, dict]:
-    """Pretrain every arm with the profile's recipe; ``make_data(coordinate_ckpt)`` builds its data (guided arms get the
-    coordinate maps)."""
+def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, p: dict, arms: dict, reuse: bool = False,
+                  seed: int = 0) -> tuple[dict, dict]:
+    """Pretrain every arm with the profile's recipe from RNG state ``seed``; ``make_data(coordinate_ckpt)`` builds its
+    data (guided arms get the coordinate maps)."""
     ckpts, timing = {}, {}
     for name, args in arms.items():
         if args is None:
@@ -140,7 +141,7 @@ def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, p: dict, ar
             timing[name] = None
             continue
         data = make_data(coord_ckpt if args["guidance"] != "none" else None)
-        L.seed_everything(0, verbose=False)
+        L.seed_everything(seed, verbose=False)
         model = AnatomyGuidedDiffusionPretrainer(**recipe, **args)
         timing[name] = fit(model, data, steps)
         save_module_checkpoint(model, path)
