@@ -30,7 +30,8 @@ def test_anatomy_bench_smoke_writes_the_full_table(tmp_path):
         assert set(cols) == set(bench.PROBES), name
         for col in cols.values():
             assert 0.0 <= col["mean"] <= 1.0 and len(col["runs"]) == 1
-    assert isinstance(results["ordering_holds"], bool)
+    assert isinstance(results["ordering_holds"], bool) and set(results["ordering_by_column"]) == set(bench.PROBES)
+    assert results["ordering_holds"] == results["ordering_by_column"]["nonlinear"]
     report = (out / "anatomy.md").read_text()
     assert "fine-tuning |" in report and report.count("| diffusion + anatomy guidance |") == 1
     # a changed recipe must not reuse the pretraining checkpoints already in --work
