@@ -35,13 +35,13 @@ from anatomy_pretrain.tiny import quiet_trainer, save_module_checkpoint  # noqa:
 from anatomy_pretrain.volume_data import VolumeDataModule  # noqa: E402
 
 PROFILES = {
-    "quick": dict(phantoms=16, folds=1, seeds=(0, 1), features=(8, 16, 32, 64, 128, 8), coord_steps=1000, pretrain_steps=1200,
+    "quick": dict(phantoms=16, folds=1, seeds=(0, 1), pretrain_seeds=(0,), features=(8, 16, 32, 64, 128, 8), coord_steps=1000, pretrain_steps=1200,
                   pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=1.0, probe_steps=1000, linear_steps=400, low_label_cases=2,
                   low_label_steps=600, finetune_steps=600, hippo_cases=30, hippo_coord_steps=300, hippo_pretrain_steps=200, hippo_probe_steps=400),
-    "smoke": dict(phantoms=8, folds=1, seeds=(0,), features=(4, 4, 8, 16, 32, 4), coord_steps=2, pretrain_steps=2,
+    "smoke": dict(phantoms=8, folds=1, seeds=(0,), pretrain_seeds=(0,), features=(4, 4, 8, 16, 32, 4), coord_steps=2, pretrain_steps=2,
                   pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=1.0, probe_steps=2, linear_steps=2, low_label_cases=2,
                   low_label_steps=2, finetune_steps=2, hippo_cases=10, hippo_coord_steps=2, hippo_pretrain_steps=2, hippo_probe_steps=2),
-    "full": dict(phantoms=40, folds=4, seeds=(0, 1, 2), features=(16, 16, 32, 64, 128, 16), coord_steps=1500, pretrain_steps=1500,
+    "full": dict(phantoms=40, folds=4, seeds=(0, 1, 2), pretrain_seeds=(0, 1, 2), features=(16, 16, 32, 64, 128, 16), coord_steps=1500, pretrain_steps=1500,
                  pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=1.0, probe_steps=1500, linear_steps=800, low_label_cases=4,
                  low_label_steps=1000, finetune_steps=1500, hippo_cases=260, hippo_coord_steps=600, hippo_pretrain_steps=1000, hippo_probe_steps=800),
 }
@@ -185,6 +185,18 @@ def ordering_holds(probes: dict, column: str) -> bool:
     return all(a >= b for a, b in zip(order, order[1:]))
 
 
+def probe_arms(p, ckpts: dict, runs: dict, results: dict, make_data, progress) -> None:
+    """Every probe column x probe seed x arm of ``ckpts``; appends to ``runs[arm][column]`` and refreshes the summary.
+    ``make_data(guided, labelled_cases)`` builds the labelled data."""
+    for col, (head, steps_key, budget_key, finetune) in PROBES.items():
+        for seed in p["seeds"]:
+            for name, ckpt in ckpts.items():
+                labelled = make_data(is_guided(name), p[budget_key] if budget_key else None)
+                runs[name][col].append(probe(p, labelled, ckpt, head, p[steps_key], 16, list(ORGAN_NAMES), seed=seed, finetune=finetune))
+                results["probes"][name] = {c: summarize(v) for c, v in runs[name].items() if v}
+                progress()
+
+
 def summarize(runs: list[dict]) -> dict:
     """Per-class Dice averaged over runs (seeds x folds); mean Dice with its std and per-run values."""
     keys = [k for k in runs[0]["dice"] if k != "mean"]
@@ -208,8 +220,8 @@ def write_reports(results: dict, out_dir: Path) -> None:
     if rows:
         lines += [f"Pretraining: {st['pretrain_steps']} steps, diffusion timesteps < {st['pretrain_max_timestep'] or 1000}, "
                   f"skip dropout {st['pretrain_skip_dropout']}, decorrelation weight {st['pretrain_decorrelation']}.", "",
-                  f"Frozen-backbone probes and fine-tuning, evaluated on held-out phantoms, mean Dice over 15 organs, mean +- std over seeds {list(st['seeds'])} "
-                  f"x {st['folds']} fold(s). Probe steps: non-linear {st['probe_steps']}, linear {st['linear_steps']}, "
+                  f"Frozen-backbone probes and fine-tuning, evaluated on held-out phantoms, mean Dice over 15 organs, mean +- std over probe seeds {list(st['seeds'])} "
+                  f"x pretraining seeds {list(st.get('pretrain_seeds', [0]))} (random init: probe seeds only) x {st['folds']} fold(s). Probe steps: non-linear {st['probe_steps']}, linear {st['linear_steps']}, "
                   f"label budget ({st['low_label_cases']} labelled volumes) {st['low_label_steps']}, "
                   f"fine-tuning (backbone trained too, non-linear head) {st.get('finetune_steps', '-')}.", "",
                   f"| initialization | non-linear probe | linear probe | non-linear, {st['low_label_cases']} labelled volumes | fine-tuning |",
@@ -250,17 +262,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrain-max-timestep", type=int, help="override the profile's (diffusion timesteps drawn below it)")
     parser.add_argument("--pretrain-skip-dropout", type=float, help="override the profile's (use a fresh --work with it)")
     parser.add_argument("--pretrain-decorrelation", type=float, help="override the profile's (use a fresh --work with it)")
+    parser.add_argument("--pretrain-seeds", type=int, nargs="+", help="override the profile's pretraining seeds (seed 0 in fold<k>/, "
+                        "seed s in fold<k>/pretrain_seed<s>/)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("WANDB_MODE", "disabled")
     p, out, work = dict(PROFILES[args.profile]), Path(args.out), Path(args.work)
-    for key in ("pretrain_max_timestep", "pretrain_skip_dropout", "pretrain_decorrelation"):
+    for key in ("pretrain_max_timestep", "pretrain_skip_dropout", "pretrain_decorrelation", "pretrain_seeds"):
         if getattr(args, key) is not None:
             p[key] = getattr(args, key)
     cache = work / "cache"
     start = time.time()
     results: dict = {"profile": args.profile, "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in p.items()}, "probes": {}}
-    names = list(ORGAN_NAMES)
     runs: dict = {name: {col: [] for col in PROBES} for name in ARMS}
 
     def progress() -> None:
@@ -277,22 +290,20 @@ def main(argv: list[str] | None = None) -> int:
         results.setdefault("coordinates_per_fold", []).append(coords)
         results["coordinates"] = coords if fold == 0 else results["coordinates"]
         progress()
-        ckpts, timing = pretrain_arms(lambda c: phantom_data(p, fold, cache, 32, coordinate_ckpt=c), fold_dir, coord_ckpt,
-                                      p["pretrain_steps"], p, ARMS, reuse=args.reuse)
-        reused += [ckpts[n] for n, t in timing.items() if t is None]
-        results["pretrain_sec_per_step"] = timing
-        results["feature_effective_rank"] = feature_ranks(
-            p, ckpts, lambda guided: phantom_data(p, fold, cache, 32, train_on="labelled", coordinate_ckpt=coord_ckpt if guided else None))
-        progress()
-        for col, (head, steps_key, budget_key, finetune) in PROBES.items():
-            for seed in p["seeds"]:
-                for name, ckpt in ckpts.items():
-                    guided = is_guided(name)
-                    labelled = phantom_data(p, fold, cache, 32, train_on="labelled", coordinate_ckpt=coord_ckpt if guided else None,
-                                            labelled_cases=p[budget_key] if budget_key else None)
-                    runs[name][col].append(probe(p, labelled, ckpt, head, p[steps_key], 16, names, seed=seed, finetune=finetune))
-                    results["probes"][name] = {c: summarize(v) for c, v in runs[name].items() if v}
-                    progress()
+        for pretrain_seed in p["pretrain_seeds"]:  # pretraining-seed variance enters the std beside the probe seeds
+            first = pretrain_seed == p["pretrain_seeds"][0]
+            seed_dir = fold_dir if pretrain_seed == 0 else fold_dir / f"pretrain_seed{pretrain_seed}"
+            arms = {n: a for n, a in ARMS.items() if a is not None or first}  # random init does not depend on it
+            ckpts, timing = pretrain_arms(lambda c: phantom_data(p, fold, cache, 32, coordinate_ckpt=c), seed_dir, coord_ckpt,
+                                          p["pretrain_steps"], p, arms, reuse=args.reuse, seed=pretrain_seed)
+            reused += [ckpts[n] for n, t in timing.items() if t is None]
+            results["pretrain_sec_per_step"] = timing
+            if first:
+                results["feature_effective_rank"] = feature_ranks(
+                    p, ckpts, lambda guided: phantom_data(p, fold, cache, 32, train_on="labelled", coordinate_ckpt=coord_ckpt if guided else None))
+            progress()
+            probe_arms(p, ckpts, runs, results, lambda guided, budget: phantom_data(
+                p, fold, cache, 32, train_on="labelled", coordinate_ckpt=coord_ckpt if guided else None, labelled_cases=budget), progress)
     results["ordering_by_column"] = {col: ordering_holds(results["probes"], col) for col in PROBES}
     results["ordering_holds"] = results["ordering_by_column"]["nonlinear"]  # the paper's claim: the non-linear probe
     progress()

@@ -1,5 +1,6 @@
 """The anatomy-pretraining benchmark end to end with its smoke profile: every arm gets a row with every probe column
-(fine-tuning included), the ordering verdict is recorded, and --reuse refuses checkpoints of another recipe."""
+(fine-tuning included) over pretraining and probe seeds, the ordering verdict is recorded, and --reuse refuses
+checkpoints of another recipe."""
 
 import importlib.util
 import json
@@ -23,13 +24,15 @@ def load_bench():
 def test_anatomy_bench_smoke_writes_the_full_table(tmp_path):
     bench = load_bench()
     work, out = tmp_path / "work", tmp_path / "out"
-    assert bench.main(["--profile", "smoke", "--skip-hippocampus", "--threads", "2", "--work", str(work), "--out", str(out)]) == 0
+    assert bench.main(["--profile", "smoke", "--skip-hippocampus", "--threads", "2", "--work", str(work), "--out", str(out),
+                       "--pretrain-seeds", "0", "1"]) == 0
     results = json.loads((out / "anatomy.json").read_text())
     assert set(results["probes"]) == set(bench.ARMS)
     for name, cols in results["probes"].items():
         assert set(cols) == set(bench.PROBES), name
-        for col in cols.values():
-            assert 0.0 <= col["mean"] <= 1.0 and len(col["runs"]) == 1
+        for col in cols.values():  # pretrained arms: 2 pretraining seeds x 1 probe seed; random init: its probe seed only
+            assert 0.0 <= col["mean"] <= 1.0 and len(col["runs"]) == (1 if name == "random init" else 2)
+    assert (work / "fold0" / "pretrain_seed1" / "pretrain_diffusion.ckpt").is_file()
     assert isinstance(results["ordering_holds"], bool) and set(results["ordering_by_column"]) == set(bench.PROBES)
     assert results["ordering_holds"] == results["ordering_by_column"]["nonlinear"]
     report = (out / "anatomy.md").read_text()
