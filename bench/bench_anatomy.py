@@ -220,8 +220,9 @@ def write_reports(results: dict, out_dir: Path) -> None:
     if rows:
         lines += [f"Pretraining: {st['pretrain_steps']} steps, diffusion timesteps < {st['pretrain_max_timestep'] or 1000}, "
                   f"skip dropout {st['pretrain_skip_dropout']}, decorrelation weight {st['pretrain_decorrelation']}.", "",
-                  f"Frozen-backbone probes and fine-tuning, evaluated on held-out phantoms, mean Dice over 15 organs, mean +- std over probe seeds {list(st['seeds'])} "
-                  f"x pretraining seeds {list(st.get('pretrain_seeds', [0]))} (random init: probe seeds only) x {st['folds']} fold(s). Probe steps: non-linear {st['probe_steps']}, linear {st['linear_steps']}, "
+                  "Frozen-backbone probes and fine-tuning, evaluated on held-out phantoms, mean Dice over 15 organs, mean +- std "
+                  f"over probe seeds {list(st['seeds'])} x pretraining seeds {list(st.get('pretrain_seeds', [0]))} (random init: "
+                  f"probe seeds only) x {st['folds']} fold(s). Probe steps: non-linear {st['probe_steps']}, linear {st['linear_steps']}, "
                   f"label budget ({st['low_label_cases']} labelled volumes) {st['low_label_steps']}, "
                   f"fine-tuning (backbone trained too, non-linear head) {st.get('finetune_steps', '-')}.", "",
                   f"| initialization | non-linear probe | linear probe | non-linear, {st['low_label_cases']} labelled volumes | fine-tuning |",
