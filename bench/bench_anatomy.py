@@ -36,13 +36,13 @@ from anatomy_pretrain.volume_data import VolumeDataModule  # noqa: E402
 
 PROFILES = {
     "quick": dict(phantoms=16, folds=1, seeds=(0, 1), pretrain_seeds=(0,), features=(8, 16, 32, 64, 128, 8), coord_steps=1000, pretrain_steps=1200,
-                  pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=1.0, probe_steps=1000, linear_steps=400, low_label_cases=2,
+                  pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=1.0, pretrain_target="x0", probe_steps=1000, linear_steps=400, low_label_cases=2,
                   low_label_steps=600, finetune_steps=600, hippo_cases=30, hippo_coord_steps=300, hippo_pretrain_steps=200, hippo_probe_steps=400),
     "smoke": dict(phantoms=8, folds=1, seeds=(0,), pretrain_seeds=(0,), features=(4, 4, 8, 16, 32, 4), coord_steps=2, pretrain_steps=2,
-                  pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=1.0, probe_steps=2, linear_steps=2, low_label_cases=2,
+                  pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=1.0, pretrain_target="x0", probe_steps=2, linear_steps=2, low_label_cases=2,
                   low_label_steps=2, finetune_steps=2, hippo_cases=10, hippo_coord_steps=2, hippo_pretrain_steps=2, hippo_probe_steps=2),
     "full": dict(phantoms=40, folds=4, seeds=(0, 1, 2), pretrain_seeds=(0, 1, 2), features=(16, 16, 32, 64, 128, 16), coord_steps=1500, pretrain_steps=1500,
-                 pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=1.0, probe_steps=1500, linear_steps=800, low_label_cases=4,
+                 pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=1.0, pretrain_target="x0", probe_steps=1500, linear_steps=800, low_label_cases=4,
                  low_label_steps=1000, finetune_steps=1500, hippo_cases=260, hippo_coord_steps=600, hippo_pretrain_steps=1000, hippo_probe_steps=800),
 }
 PROBES = {  # column -> (head, steps key, label budget key or None, fine-tune the backbone too)
@@ -137,6 +137,8 @@ def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, p: dict, ar
         ckpts[name] = str(path)
         recipe = dict(features=p["features"], max_timestep=p["pretrain_max_timestep"], skip_dropout=p["pretrain_skip_dropout"],
                       decorrelation=p["pretrain_decorrelation"], lr=1e-3)
+        if args["pretext"] == "diffusion":  # the restorative pretext has no prediction target
+            args = {"target": p["pretrain_target"]} | args
         if reusable(path, reuse, AnatomyGuidedDiffusionPretrainer, recipe | args):
             timing[name] = None
             continue
@@ -219,7 +221,8 @@ def write_reports(results: dict, out_dir: Path) -> None:
     rows = results.get("probes", {})
     if rows:
         lines += [f"Pretraining: {st['pretrain_steps']} steps, diffusion timesteps < {st['pretrain_max_timestep'] or 1000}, "
-                  f"skip dropout {st['pretrain_skip_dropout']}, decorrelation weight {st['pretrain_decorrelation']}.", "",
+                  f"skip dropout {st['pretrain_skip_dropout']}, decorrelation weight {st['pretrain_decorrelation']}, "
+                  f"diffusion target {st.get('pretrain_target', 'x0')}.", "",
                   "Frozen-backbone probes and fine-tuning, evaluated on held-out phantoms, mean Dice over 15 organs, mean +- std "
                   f"over probe seeds {list(st['seeds'])} x pretraining seeds {list(st.get('pretrain_seeds', [0]))} (random init: "
                   f"probe seeds only) x {st['folds']} fold(s). Probe steps: non-linear {st['probe_steps']}, linear {st['linear_steps']}, "
@@ -263,13 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrain-max-timestep", type=int, help="override the profile's (diffusion timesteps drawn below it)")
     parser.add_argument("--pretrain-skip-dropout", type=float, help="override the profile's (use a fresh --work with it)")
     parser.add_argument("--pretrain-decorrelation", type=float, help="override the profile's (use a fresh --work with it)")
+    parser.add_argument("--pretrain-target", choices=["x0", "eps", "v"], help="override the profile's diffusion prediction target")
     parser.add_argument("--pretrain-seeds", type=int, nargs="+", help="override the profile's pretraining seeds (seed 0 in fold<k>/, "
                         "seed s in fold<k>/pretrain_seed<s>/)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("WANDB_MODE", "disabled")
     p, out, work = dict(PROFILES[args.profile]), Path(args.out), Path(args.work)
-    for key in ("pretrain_max_timestep", "pretrain_skip_dropout", "pretrain_decorrelation", "pretrain_seeds"):
+    for key in ("pretrain_max_timestep", "pretrain_skip_dropout", "pretrain_decorrelation", "pretrain_target", "pretrain_seeds"):
         if getattr(args, key) is not None:
             p[key] = getattr(args, key)
     cache = work / "cache"

@@ -41,3 +41,6 @@ def test_anatomy_bench_smoke_writes_the_full_table(tmp_path):
     with pytest.raises(ValueError, match="other settings"):
         bench.main(["--profile", "smoke", "--skip-hippocampus", "--work", str(work), "--out", str(out), "--reuse",
                     "--pretrain-decorrelation", "0.5"])
+    with pytest.raises(ValueError, match="target"):  # the restorative arm is reused, the diffusion arms are refused
+        bench.main(["--profile", "smoke", "--skip-hippocampus", "--work", str(work), "--out", str(out), "--reuse",
+                    "--pretrain-target", "eps"])
