@@ -4,13 +4,14 @@ writes a Lightning-style checkpoint of an untrained module (state_dict + hyper_p
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 
 import lightning as L
 import torch
 
 from anatomy_pretrain.volume_data import VolumeDataModule
+from unisegdiff.data.readers import write_bytes_atomic
 
 TINY_FEATURES = (4, 4, 8, 16, 32, 4)
 
@@ -27,12 +28,10 @@ def tiny_datamodule(phantoms: int = 3, patch: int = 32, **kwargs) -> VolumeDataM
 
 def save_module_checkpoint(module: L.LightningModule, path: str | Path) -> Path:
     """A checkpoint readable by ``torch.load(weights_only=True)`` like the ones Lightning writes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, tmp)
-    os.replace(tmp, path)  # atomic: an interrupted run never leaves a truncated checkpoint for --reuse to pick up
-    return path
+    buffer = io.BytesIO()
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, buffer)
+    # atomic: an interrupted run never leaves a truncated checkpoint for --reuse to pick up
+    return write_bytes_atomic(buffer.getvalue(), path, overwrite=True)
 
 
 def quiet_trainer(**kwargs) -> L.Trainer:
