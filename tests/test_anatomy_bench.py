@@ -44,3 +44,11 @@ def test_anatomy_bench_smoke_writes_the_full_table(tmp_path):
     with pytest.raises(ValueError, match="target"):  # the restorative arm is reused, the diffusion arms are refused
         bench.main(["--profile", "smoke", "--skip-hippocampus", "--work", str(work), "--out", str(out), "--reuse",
                     "--pretrain-target", "eps"])
+    # --columns runs only the columns asked for, on the checkpoints already there
+    out2 = tmp_path / "out2"
+    assert bench.main(["--profile", "smoke", "--skip-hippocampus", "--work", str(work), "--out", str(out2), "--reuse",
+                       "--columns", "nonlinear"]) == 0
+    partial = json.loads((out2 / "anatomy.json").read_text())
+    assert all(set(cols) == {"nonlinear"} for cols in partial["probes"].values())
+    assert set(partial["ordering_by_column"]) == {"nonlinear"} and partial["settings"]["columns"] == ["nonlinear"]
+    assert "| - | - | - |" in (out2 / "anatomy.md").read_text()
