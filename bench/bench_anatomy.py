@@ -36,13 +36,13 @@ from anatomy_pretrain.volume_data import VolumeDataModule  # noqa: E402
 
 PROFILES = {
     "quick": dict(phantoms=16, folds=1, seeds=(0, 1), pretrain_seeds=(0,), features=(8, 16, 32, 64, 128, 8), coord_steps=1000, pretrain_steps=1200,
-                  pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=1.0, pretrain_target="x0", probe_steps=1000, linear_steps=400, low_label_cases=2,
+                  pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=1.0, pretrain_target="eps", probe_steps=1000, linear_steps=400, low_label_cases=2,
                   low_label_steps=600, finetune_steps=600, hippo_cases=30, hippo_coord_steps=300, hippo_pretrain_steps=200, hippo_probe_steps=400),
     "smoke": dict(phantoms=8, folds=1, seeds=(0,), pretrain_seeds=(0,), features=(4, 4, 8, 16, 32, 4), coord_steps=2, pretrain_steps=2,
-                  pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=1.0, pretrain_target="x0", probe_steps=2, linear_steps=2, low_label_cases=2,
+                  pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=1.0, pretrain_target="eps", probe_steps=2, linear_steps=2, low_label_cases=2,
                   low_label_steps=2, finetune_steps=2, hippo_cases=10, hippo_coord_steps=2, hippo_pretrain_steps=2, hippo_probe_steps=2),
     "full": dict(phantoms=40, folds=4, seeds=(0, 1, 2), pretrain_seeds=(0, 1, 2), features=(16, 16, 32, 64, 128, 16), coord_steps=1500, pretrain_steps=1500,
-                 pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=1.0, pretrain_target="x0", probe_steps=1500, linear_steps=800, low_label_cases=4,
+                 pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=1.0, pretrain_target="eps", probe_steps=1500, linear_steps=800, low_label_cases=4,
                  low_label_steps=1000, finetune_steps=1500, hippo_cases=260, hippo_coord_steps=600, hippo_pretrain_steps=1000, hippo_probe_steps=800),
 }
 PROBES = {  # column -> (head, steps key, label budget key or None, fine-tune the backbone too)

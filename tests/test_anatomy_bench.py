@@ -43,7 +43,7 @@ def test_anatomy_bench_smoke_writes_the_full_table(tmp_path):
                     "--pretrain-decorrelation", "0.5"])
     with pytest.raises(ValueError, match="target"):  # the restorative arm is reused, the diffusion arms are refused
         bench.main(["--profile", "smoke", "--skip-hippocampus", "--work", str(work), "--out", str(out), "--reuse",
-                    "--pretrain-target", "eps"])
+                    "--pretrain-target", "x0"])
     # --columns runs only the columns asked for, on the checkpoints already there
     out2 = tmp_path / "out2"
     assert bench.main(["--profile", "smoke", "--skip-hippocampus", "--work", str(work), "--out", str(out2), "--reuse",
