@@ -237,9 +237,8 @@ def write_reports(results: dict, out_dir: Path) -> None:
             fmt = lambda k: f"{r[k]['mean']:.3f} +- {r[k]['std']:.3f}" if k in r else "-"  # noqa: E731
             lines.append(f"| {name} | {fmt('nonlinear')} | {fmt('linear')} | {fmt('nonlinear_low_label')} | {fmt('finetune')} |")
         by_col = results.get("ordering_by_column", {})
-        verdicts = [f"**{v}**" if col == "nonlinear" else str(v) for col, v in by_col.items()]
         lines += ["", "Ordering guided >= diffusion >= restorative >= random (means), "
-                  + "; ".join(f"{LABELS[col]}: {v}" for col, v in zip(by_col, verdicts)), ""]
+                  + "; ".join(f"{LABELS[col]}: " + (f"**{v}**" if col == "nonlinear" else str(v)) for col, v in by_col.items()), ""]
     ranks = results.get("feature_effective_rank")
     if ranks:
         lines += ["Effective rank of the frozen encoder's features per level (full res -> 1/16; channels "
