@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 import unisegdiff  # noqa: E402,F401  (sets OMP_WAIT_POLICY before torch loads)
 import torch  # noqa: E402
 
-from unisegdiff.benchmark import BenchProfile, _subset_loader, evaluate  # noqa: E402
+from unisegdiff.benchmark.protocol import BenchProfile, _subset_loader, evaluate  # noqa: E402
 from unisegdiff.callbacks import run_record, write_json_atomic  # noqa: E402
 from unisegdiff.data import LesionDataModule  # noqa: E402
 from unisegdiff.models import StagedDiffusionSegmenter  # noqa: E402
