@@ -1,22 +1,23 @@
 """Per-dataset segmentation metrics (MONAI Dice, IoU, HD95), macro-averaged, correct under DDP.
 
-Empty-ground-truth policy: an image without lesion scores Dice/IoU 1 when the prediction is empty
-too and 0 otherwise (MONAI ``ignore_empty=False``); HD95 is undefined there and left out.
+Empty-ground-truth policy: an image without lesion scores Dice/IoU (and surface Dice) 1 when the
+prediction is empty too and 0 otherwise (MONAI ``ignore_empty=False``); HD95 is undefined there and left out.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
-from monai.metrics import compute_dice, compute_hausdorff_distance, compute_iou
+from monai.metrics import compute_dice, compute_hausdorff_distance, compute_iou, compute_surface_dice
 
 METRIC_NAMES = ("dice", "iou", "hd95")
 
 
-def per_sample_metrics(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """(B, 3) tensor of Dice, IoU, HD95 (pixels; NaN when either mask is empty) for binary (B, 1, ...) masks."""
+def per_sample_metrics(pred: torch.Tensor, target: torch.Tensor, spacing: Sequence[float] | None = None) -> torch.Tensor:
+    """(B, 3) tensor of Dice, IoU, HD95 for binary (B, 1, ...) masks; HD95 is NaN when either mask is
+    empty, in pixels, or in physical units when ``spacing`` (one value per spatial axis, array order) is given."""
     if pred.shape != target.shape:
         raise ValueError(f"prediction shape {tuple(pred.shape)} differs from target shape {tuple(target.shape)}")
     pred, target = pred.float(), target.float()
@@ -25,8 +26,22 @@ def per_sample_metrics(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     hd = torch.full_like(dice, float("nan"))
     both = (pred.flatten(1).sum(1) > 0) & (target.flatten(1).sum(1) > 0)
     if both.any():
-        hd[both] = compute_hausdorff_distance(pred[both], target[both], include_background=True, percentile=95)[:, 0].to(hd)
+        hd[both] = compute_hausdorff_distance(pred[both], target[both], include_background=True, percentile=95,
+                                              spacing=spacing)[:, 0].to(hd)
     return torch.stack([dice, iou, hd], dim=1)
+
+
+def surface_dice(pred: torch.Tensor, target: torch.Tensor, tolerance: float, spacing: Sequence[float] | None = None) -> torch.Tensor:
+    """(B,) normalized surface Dice (MONAI) of binary (B, 1, ...) masks at ``tolerance`` (units of ``spacing``);
+    like Dice: 1 when both masks are empty, 0 when only one is."""
+    pred, target = pred.float(), target.float()
+    pred_any, target_any = pred.flatten(1).sum(1) > 0, target.flatten(1).sum(1) > 0
+    nsd = (pred_any == target_any).float()
+    both = pred_any & target_any
+    if both.any():
+        nsd[both] = compute_surface_dice(pred[both], target[both], [tolerance], include_background=True,
+                                         spacing=spacing)[:, 0].to(nsd)
+    return nsd
 
 
 class PerDatasetMetrics:
