@@ -55,6 +55,6 @@ def test_dry_run_two_tiny_trials_carry_sampled_values(tmp_path, monkeypatch):
         model_args = trial["config"]["model"]["init_args"]
         assert model_args["lr"] == pytest.approx(trial["params"]["model.init_args.lr"])
         assert model_args["stage_boundaries"] == trial["params"]["model.init_args.stage_boundaries"]
-        assert model_args["stage_steps"] == trial["params"]["model.init_args.stage_steps"]
+        assert model_args["sampling_steps"] == trial["params"]["model.init_args.sampling_steps"]
         assert model_args["num_samples"] == trial["params"]["model.init_args.num_samples"]
     assert results[0]["params"] != results[1]["params"]

@@ -24,10 +24,10 @@ from unisegdiff.data import LesionDataModule, load_registry
 from unisegdiff.inference import inference_autocast
 from unisegdiff.metrics import METRIC_NAMES, PerDatasetMetrics
 from unisegdiff.models import DeterministicSegmenter, StagedDiffusionSegmenter
+from unisegdiff.recipes import model_init_args
 from unisegdiff.plots import plot_overlays, save_figure_atomic, plot_timestep_profiles
 from unisegdiff.timestep_profile import profile_timesteps, timestep_profile
 
-EPS_STAGES = [{"name": "eps", "start": 0, "end": 1000, "target": "eps", "loss": {"mse": 1.0}, "steps": 50}]
 
 
 @dataclass
@@ -87,13 +87,14 @@ def train(model: L.LightningModule, dm: LesionDataModule, steps: int, ckpt_dir: 
 
 @torch.inference_mode()
 def evaluate(model, loader: DataLoader, names: list[str], label: str, precision: str = "32-true",
-             min_seconds: float = 0.0) -> tuple[dict[str, float], float, int]:
+             min_seconds: float = 0.0, scheduler=None) -> tuple[dict[str, float], float, int]:
     """Per-dataset metrics, seconds per image (model inference only, under ``precision``'s autocast) and images seen.
 
     A short pass is noisy to time: with ``min_seconds`` the loader is run again (timed, metrics unchanged)
     until at least that much inference time was measured; seconds per image average over all passes.
     """
     model.eval()
+    sampling = {} if scheduler is None else {"scheduler": scheduler}  # a diffusion model's sampler for this pass
     metrics = PerDatasetMetrics(sorted(names))
     seconds, timed, n = 0.0, 0, 0
     first = next(iter(loader), None)
@@ -107,7 +108,7 @@ def evaluate(model, loader: DataLoader, names: list[str], label: str, precision:
             for batch in loader:
                 start = time.perf_counter()
                 with inference_autocast(precision, model.device.type):
-                    fused = model.predict_fused(batch["image"].to(model.device), generator=model._eval_generator(batch))
+                    fused = model.predict_fused(batch["image"].to(model.device), generator=model._eval_generator(batch), **sampling)
                 seconds += time.perf_counter() - start
                 timed += batch["image"].shape[0]
                 if passes == 0:
@@ -215,7 +216,7 @@ def run_benchmark(root: str | None, datasets: list[str] | None, profile: BenchPr
 
     diffusion = {}
     if "eps" in methods:
-        eps = StagedDiffusionSegmenter(stages=EPS_STAGES, condition_ckpt=condition, num_samples=profile.num_samples, lr=profile.lr)
+        eps = StagedDiffusionSegmenter(stages=model_init_args("unisegdiff/eps_only")["stages"], condition_ckpt=condition, num_samples=profile.num_samples, lr=profile.lr)
         t_eps = train(eps, dm, profile.diffusion_steps, ckpt / "eps", seed, prec)
         m, s, _ = evaluate(eps, test_loader, names, "eps DDIM-50", prec)
         results.append(MethodResult("eps_ddim50", eps.network_calls, t_eps, s, m))
@@ -230,9 +231,7 @@ def run_benchmark(root: str | None, datasets: list[str] | None, profile: BenchPr
     if "eps" in diffusion:  # DDPM-1000 is too slow for the whole test split on CPU: a fixed subset, side by side
         subset = _subset_loader(test_set, profile.ddpm_subset_per_dataset, profile.eval_batch_size)
         eps = diffusion["eps"]
-        eps.hparams.sampler, eps.hparams.sampling_steps = "ddpm", 1000
-        m_ddpm, s_ddpm, n_sub = evaluate(eps, subset, names, "eps DDPM-1000", prec)
-        eps.hparams.sampler, eps.hparams.sampling_steps = "ddim", None
+        m_ddpm, s_ddpm, n_sub = evaluate(eps, subset, names, "eps DDPM-1000", prec, scheduler=eps.scheduler.set_timesteps(1000, "ddpm"))
         results.append(MethodResult("eps_ddpm1000 (subset)", 1000, results[1].train_seconds, s_ddpm, m_ddpm))
         if "staged" in diffusion:
             m_st, s_st, _ = evaluate(diffusion["staged"], subset, names, "staged (subset)", prec,

@@ -46,13 +46,3 @@ def from_x0_eps(x0: torch.Tensor, eps: torch.Tensor, kind: str, alpha_bar: torch
     if kind == "v":
         return alpha_bar.sqrt() * eps - (1.0 - alpha_bar).sqrt() * x0
     raise ValueError(f"unknown prediction kind {kind!r}; choose one of {TARGETS}")
-
-
-def convert(pred: torch.Tensor, src: str, dst: str, x_t: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
-    """Convert a prediction from parameterization ``src`` to ``dst`` at (x_t, alpha_bar)."""
-    if src == dst:
-        if src not in TARGETS:
-            raise ValueError(f"unknown prediction kind {src!r}; choose one of {TARGETS}")
-        return pred
-    x0, eps = to_x0_eps(pred, src, x_t, alpha_bar)
-    return from_x0_eps(x0, eps, dst, alpha_bar)

@@ -1,20 +1,15 @@
-"""Ancestral DDPM and deterministic DDIM samplers over any descending subset of timesteps.
+"""The generalized DDIM step (eta 0: DDIM, eta 1: ancestral DDPM), timestep spacing and per-row noise.
 
-The model's output kind may change with t (``prediction`` is a string or ``t -> kind``), which
-is what staged plans need. One generalized step (DDIM with ``eta``) serves both samplers.
+The loop over timesteps and the choice of prediction kind per step live in ``StagedScheduler``.
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 import torch
 
 from unisegdiff.diffusion.parameterization import to_x0_eps
 from unisegdiff.diffusion.schedules import NoiseSchedule
 
-ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Prediction = str | Callable[[int], str]
 Generators = torch.Generator | list[torch.Generator] | None
 
 
@@ -67,53 +62,3 @@ def sampling_step(
             noise = torch.randn_like(x_t)
         x_prev = x_prev + sigma * noise
     return x_prev, x0
-
-
-def sample(
-    model: ModelFn,
-    x_T: torch.Tensor,
-    schedule: NoiseSchedule,
-    timesteps: list[int],
-    prediction: Prediction,
-    eta: float = 0.0,
-    generator: Generators = None,
-    clip_x0: tuple[float, float] | None = None,
-    callback: Callable[[int, torch.Tensor], None] | None = None,
-) -> torch.Tensor:
-    """Run the reverse process from ``x_T`` through the descending ``timesteps`` and return x0.
-
-    ``model(x_t, t_batch)`` returns a prediction whose kind is ``prediction`` (or ``prediction(t)``).
-    ``callback(t, x0_estimate)`` is called after every step (progress bars, diagnostics).
-    """
-    if not timesteps:
-        raise ValueError("timesteps is empty: give at least one timestep to sample")
-    if any(a <= b for a, b in zip(timesteps, timesteps[1:])):
-        raise ValueError(f"timesteps must be strictly descending, got {timesteps}")
-    if timesteps[0] >= schedule.num_timesteps or timesteps[-1] < 0:
-        raise ValueError(f"timesteps must lie in [0, {schedule.num_timesteps}), got {timesteps[0]}..{timesteps[-1]}")
-    kind_of = prediction if callable(prediction) else (lambda _t: prediction)
-    x = x_T
-    for t, t_prev in zip(timesteps, timesteps[1:] + [-1]):
-        t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
-        pred = model(x, t_batch)
-        noise = None
-        if eta > 0 and t_prev >= 0:
-            noise = randn_rows(tuple(x.shape), generator, device=x.device, dtype=x.dtype)
-        x, x0 = sampling_step(schedule, pred, kind_of(t), x, t, t_prev, eta=eta, noise=noise, clip_x0=clip_x0)
-        if callback is not None:
-            callback(t, x0)
-    return x
-
-
-def ddim_sample(model: ModelFn, x_T: torch.Tensor, schedule: NoiseSchedule, num_steps: int | list[int], prediction: Prediction, **kw) -> torch.Tensor:
-    """Deterministic DDIM over ``num_steps`` evenly spaced timesteps (or an explicit descending list)."""
-    steps = spaced_timesteps(schedule.num_timesteps, num_steps) if isinstance(num_steps, int) else list(num_steps)
-    return sample(model, x_T, schedule, steps, prediction, eta=0.0, **kw)
-
-
-def ddpm_sample(model: ModelFn, x_T: torch.Tensor, schedule: NoiseSchedule, num_steps: int | list[int] | None = None, prediction: Prediction = "eps", **kw) -> torch.Tensor:
-    """Ancestral DDPM (posterior sampling); all T steps by default, or any descending subset."""
-    if num_steps is None:
-        num_steps = schedule.num_timesteps
-    steps = spaced_timesteps(schedule.num_timesteps, num_steps) if isinstance(num_steps, int) else list(num_steps)
-    return sample(model, x_T, schedule, steps, prediction, eta=1.0, **kw)

@@ -56,15 +56,18 @@ class StagePlan:
             raise ValueError("StagePlan: at least one stage must have steps >= 1, or inference cannot run")
         self.stages: tuple[Stage, ...] = tuple(ordered)
         self.num_timesteps = num_timesteps
-        self._ends = torch.tensor([s.end for s in ordered], dtype=torch.long)
+        self._ends = {torch.device("cpu"): torch.tensor([s.end for s in ordered], dtype=torch.long)}
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{s.name}[{s.start},{s.end})->{s.target}x{s.steps}" for s in self.stages)
         return f"StagePlan(T={self.num_timesteps}: {parts})"
 
     def stage_index(self, t: torch.Tensor) -> torch.Tensor:
-        """Index (into ``stages``) of the stage holding each timestep in ``t``."""
-        return torch.bucketize(t.long().cpu(), self._ends, right=True).to(t.device)
+        """Index (into ``stages``) of the stage holding each timestep in ``t``, computed on ``t``'s device."""
+        ends = self._ends.get(t.device)
+        if ends is None:  # one copy of the stage ends per device, not one host-device transfer per call
+            ends = self._ends[t.device] = self._ends[torch.device("cpu")].to(t.device)
+        return torch.bucketize(t.long(), ends, right=True)
 
     def stage_at(self, t: int) -> Stage:
         """The stage holding the scalar timestep ``t``."""
@@ -83,6 +86,21 @@ class StagePlan:
     @property
     def network_calls(self) -> int:
         return sum(s.steps for s in self.stages)
+
+    def with_boundaries(self, boundaries: list[int]) -> "StagePlan":
+        """The same stages with new inner boundaries (ascending, one fewer than stages), e.g. [200, 600]."""
+        if len(boundaries) != len(self.stages) - 1:
+            raise ValueError(f"stage_boundaries needs {len(self.stages) - 1} values for {len(self.stages)} stages, got {boundaries}")
+        edges = [0, *boundaries, self.num_timesteps]
+        if any(a >= b for a, b in zip(edges, edges[1:])):
+            raise ValueError(f"stage_boundaries must be strictly ascending inside (0, {self.num_timesteps}), got {boundaries}")
+        return StagePlan([{**spec, "start": a, "end": b} for spec, a, b in zip(self.to_dict(), edges, edges[1:])], self.num_timesteps)
+
+    def with_steps(self, steps: list[int]) -> "StagePlan":
+        """The same stages with new inference step counts, one per stage in ascending-t order."""
+        if len(steps) != len(self.stages):
+            raise ValueError(f"per-stage sampling steps need {len(self.stages)} values (one per stage, ascending t), got {steps}")
+        return StagePlan([{**spec, "steps": int(n)} for spec, n in zip(self.to_dict(), steps)], self.num_timesteps)
 
     def to_dict(self) -> list[dict]:
         return [dict(name=s.name, start=s.start, end=s.end, target=s.target, loss=dict(s.loss), weight=s.weight, steps=s.steps) for s in self.stages]
@@ -103,7 +121,16 @@ def _stage_from_dict(spec: dict, index: int) -> Stage:
         loss = {k: 1.0 for k in loss}
     elif isinstance(loss, str):
         loss = {k.strip(): 1.0 for k in loss.split("+")}
-    spec["loss"] = {str(k): float(v) for k, v in dict(loss).items()}
+    where = f"StagePlan: stage #{index} ({spec['name']})"
+    for key in ("start", "end", "steps"):
+        if key in spec and (isinstance(spec[key], bool) or not isinstance(spec[key], int)):
+            raise ValueError(f"{where}: {key} must be an integer timestep count, got {spec[key]!r}")
+    if "weight" in spec and (isinstance(spec["weight"], bool) or not isinstance(spec["weight"], (int, float))):
+        raise ValueError(f"{where}: weight must be a number, got {spec['weight']!r}")
+    try:
+        spec["loss"] = {str(k): float(v) for k, v in dict(loss).items()}
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: loss must map terms {LOSS_TERMS} to numbers, got {loss!r}") from exc
     return Stage(**spec)
 
 

@@ -5,6 +5,6 @@ Phase 1 / U-Net baseline: :class:`DeterministicSegmenter`; phase 2: :class:`Stag
 
 from unisegdiff.models.base import SegmentationModule
 from unisegdiff.models.deterministic import DeterministicSegmenter
-from unisegdiff.models.staged_diffusion import DEFAULT_STAGES, StagedDiffusionSegmenter
+from unisegdiff.models.staged_diffusion import StagedDiffusionSegmenter
 
-__all__ = ["DEFAULT_STAGES", "DeterministicSegmenter", "SegmentationModule", "StagedDiffusionSegmenter"]
+__all__ = ["DeterministicSegmenter", "SegmentationModule", "StagedDiffusionSegmenter"]

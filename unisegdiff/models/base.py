@@ -21,7 +21,6 @@ class SegmentationModule(L.LightningModule):
         super().__init__()
         self.lr, self.weight_decay, self.max_lr_epochs = lr, weight_decay, max_lr_epochs
         self.eval_metrics = {"val": PerDatasetMetrics([]), "test": PerDatasetMetrics([])}
-        self.last_metrics: dict[str, dict[str, float]] = {}
 
     # --- to implement -------------------------------------------------------------------------
     def predict_fused(self, image: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None = None) -> FusedPrediction:
@@ -60,7 +59,6 @@ class SegmentationModule(L.LightningModule):
         metrics = self.eval_metrics[split]
         values = metrics.compute(reduce_sum=self._reduce_sum)
         metrics.reset()
-        self.last_metrics[split] = values
         # values are already reduced over ranks; sync_dist=False avoids averaging them twice
         self.log_dict({f"{split}/{k}": v for k, v in values.items()}, sync_dist=False, rank_zero_only=False)
 

@@ -58,3 +58,30 @@ def test_invalid_plans_each_have_their_own_message(mutate, message):
 def test_empty_plan_rejected():
     with pytest.raises(ValueError, match="needs at least one stage"):
         StagePlan([], 1000)
+
+
+def test_boundaries_and_steps_give_new_plans():
+    plan = StagePlan(_default(), 1000)
+    moved = plan.with_boundaries([100, 500])
+    assert [(s.name, s.start, s.end) for s in moved.stages] == [("refine", 0, 100), ("model", 100, 500), ("segment", 500, 1000)]
+    assert [(s.start, s.end) for s in plan.stages] == [(0, 200), (200, 600), (600, 1000)]  # unchanged
+    assert [s.steps for s in plan.with_steps([2, 3, 1]).stages] == [2, 3, 1]
+    with pytest.raises(ValueError, match="stage_boundaries needs 2 values"):
+        plan.with_boundaries([100])
+    with pytest.raises(ValueError, match=r"strictly ascending inside \(0, 1000\), got \[600, 500\]"):
+        plan.with_boundaries([600, 500])
+    with pytest.raises(ValueError, match="need 3 values"):
+        plan.with_steps([1])
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("start", "six hundred", r"stage #0 \(segment\): start must be an integer timestep count, got 'six hundred'"),
+    ("steps", 1.5, r"steps must be an integer"),
+    ("weight", "heavy", r"weight must be a number, got 'heavy'"),
+    ("loss", {"dice": "lots"}, r"loss must map terms"),
+])
+def test_wrong_field_types_name_the_stage_and_field(field, value, message):
+    stages = _default()
+    stages[0][field] = value
+    with pytest.raises(ValueError, match=message):
+        StagePlan(stages, 1000)

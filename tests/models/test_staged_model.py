@@ -46,16 +46,16 @@ def test_eps_and_v_stages_with_dice_use_the_implied_x0():
     x0 = mask * 2 - 1
     noise = torch.randn_like(x0)
     t = torch.full((4,), 100)
-    from unisegdiff.diffusion import q_sample
-    x_t = q_sample(model.schedule, x0, t, noise)
+    x_t = model.scheduler.add_noise(x0, noise, t)
     total, terms = model.stage_loss(model.plan.stages[0], noise, x_t, t, x0, noise)
     assert terms["mse"] == 0 and terms["dice"] < 0.05
 
 
 def test_x0_head_is_logit_parameterized():
+    scheduler = StagedDiffusionSegmenter(**SMALL).scheduler
     raw = torch.tensor([-20.0, 0.0, 20.0])
-    assert torch.allclose(StagedDiffusionSegmenter.as_prediction(raw, "x0"), torch.tensor([-1.0, 0.0, 1.0]))
-    assert torch.equal(StagedDiffusionSegmenter.as_prediction(raw, "v"), raw)
+    assert torch.allclose(scheduler.prediction(raw, "x0"), torch.tensor([-1.0, 0.0, 1.0]))
+    assert torch.equal(scheduler.prediction(raw, "v"), raw)
 
 
 def _count_calls(model):
@@ -64,7 +64,8 @@ def _count_calls(model):
     return calls
 
 
-@pytest.mark.parametrize("kwargs, expected", [({}, 8), ({"sampling_steps": 50}, 50), ({"sampler": "ddpm", "sampling_steps": 20}, 20)])
+@pytest.mark.parametrize("kwargs, expected", [({}, 8), ({"sampling_steps": 50}, 50), ({"sampler": "ddpm", "sampling_steps": 20}, 20),
+                                              ({"sampling_steps": [1, 2, 1]}, 4)])
 def test_inference_network_calls_and_outputs(kwargs, expected):
     model = StagedDiffusionSegmenter(num_samples=3, **SMALL, **kwargs).eval()
     calls = _count_calls(model)
@@ -79,7 +80,7 @@ def test_inference_network_calls_and_outputs(kwargs, expected):
 
 
 def test_invalid_settings_are_rejected():
-    with pytest.raises(ValueError, match="sampler must be 'ddim' or 'ddpm'"):
+    with pytest.raises(ValueError, match="sampler must be one of"):
         StagedDiffusionSegmenter(sampler="euler", **SMALL)
     with pytest.raises(ValueError, match="num_steps must be in"):
         StagedDiffusionSegmenter(sampling_steps=5000, **SMALL)
@@ -140,10 +141,10 @@ def test_per_image_generators_make_samples_independent_of_batch_company():
     assert not torch.equal(together[0], together[1])
 
 
-def test_stage_boundaries_and_steps_overrides():
-    model = StagedDiffusionSegmenter(stage_boundaries=[100, 500], stage_steps=[2, 3, 1], **SMALL)
-    assert [(s.name, s.start, s.end, s.steps) for s in model.plan.stages] == [("refine", 0, 100, 2), ("model", 100, 500, 3), ("segment", 500, 1000, 1)]
-    assert model.network_calls == 6
+def test_stage_boundaries_and_per_stage_steps():
+    model = StagedDiffusionSegmenter(stage_boundaries=[100, 500], sampling_steps=[2, 3, 1], **SMALL)
+    assert [(s.name, s.start, s.end) for s in model.plan.stages] == [("refine", 0, 100), ("model", 100, 500), ("segment", 500, 1000)]
+    assert model.network_calls == 6 and model.scheduler.timesteps[:2] == (999, 499)
     with pytest.raises(ValueError, match="stage_boundaries needs 2 values"):
         StagedDiffusionSegmenter(stage_boundaries=[100], **SMALL)
     with pytest.raises(ValueError, match=r"stage_boundaries must be strictly ascending inside \(0, 1000\), got \[600, 500\]"):
@@ -170,7 +171,7 @@ def test_stage_heads_let_the_output_jump_at_a_boundary():
     image, mask = _batch()
     logits, feats = model.encode(image)
     x_t = torch.randn_like(mask)
-    below, above = (model.denoise(x_t, torch.full((4,), t), feats, logits) for t in (199, 200))
+    below, above = (model.denoise(x_t, torch.full((4,), t), model.scheduler.stage_index(torch.full((4,), t)), feats, logits) for t in (199, 200))
     assert (below - above).abs().mean() > 0.1  # different heads either side of the refine/model boundary
     with pytest.raises(ValueError, match="stage index"):
         model.denoiser(x_t, torch.full((4,), 5), feats, torch.sigmoid(logits))
@@ -198,3 +199,31 @@ def test_warm_up_calls_every_stage_head_once_at_the_sampling_batch_shape():
     model.warm_up(image)
     assert [rows for rows, _ in seen] == [12, 12, 12]
     assert sorted({stages[0] for _, stages in seen}) == [0, 1, 2]
+
+
+def test_default_plan_is_read_from_the_recipe_and_stored_in_the_checkpoint_hparams():
+    from unisegdiff.recipes import model_init_args
+    model = StagedDiffusionSegmenter(**SMALL)
+    recipe = model_init_args("unisegdiff/staged")["stages"]
+    assert sorted(s["name"] for s in model.hparams.stages) == sorted(s["name"] for s in recipe)
+    rebuilt = StagedDiffusionSegmenter(stages=model.hparams.stages, **SMALL)
+    assert rebuilt.plan.to_dict() == model.plan.to_dict()
+
+
+def test_scheduler_given_at_inference_leaves_the_model_default_untouched():
+    model = StagedDiffusionSegmenter(num_samples=1, **SMALL).eval()
+    calls = _count_calls(model)
+    image, _ = _batch(b=1)
+    model.predict_fused(image, scheduler=model.scheduler.set_timesteps(12, "ddpm"))
+    assert len(calls) == 12 and model.network_calls == 8 and model.scheduler.sampler == "ddim"
+
+
+def test_phase1_file_is_read_only_when_a_fit_starts_from_scratch(tmp_path):
+    """A trained staged checkpoint predicts without its training-time condition_ckpt (moved or deleted)."""
+    model = StagedDiffusionSegmenter(condition_ckpt=str(tmp_path / "gone" / "last.ckpt"), **SMALL)
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, max_steps=0)
+    model.trainer = trainer
+    for stage in ("validate", "test", "predict"):
+        model.setup(stage)  # would raise FileNotFoundError if it reloaded the phase-1 file
+    with pytest.raises(FileNotFoundError, match="gone"):
+        model.setup("fit")  # a fresh fit (no ckpt_path) needs it
