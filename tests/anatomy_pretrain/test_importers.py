@@ -258,71 +258,52 @@ def test_totalseg_multilabel_v2_ids(totalseg_ml_root, tmp_path):
 
 
 # --- errors --------------------------------------------------------------------------------------------------------
-def test_geometry_mismatch_names_the_label(btcv_root, tmp_path):
-    write(btcv_root / "Training" / "label" / "label0002.nii.gz", cycling_label(14), spacing=(0.8, 0.8, 5.0))
-    with pytest.raises(ValueError, match=r"label0002.nii.gz: label geometry does not match image .*img0002.nii.gz: spacing"):
-        import_btcv(btcv_root, tmp_path / "out")
+BAD_FILES = {  # id: (fixture, file written into it, its voxels, write options, importer, expected message)
+    "spacing": ("btcv_root", "Training/label/label0002.nii.gz", lambda: cycling_label(14), {"spacing": (0.8, 0.8, 5.0)},
+                import_btcv, r"label0002.nii.gz: label geometry does not match image .*img0002.nii.gz: spacing"),
+    "origin": ("totalseg_root", "s0001/segmentations/liver.nii.gz", lambda: organ_masks()["liver"], {"origin": (-120.0, 95.5, 330.0)},
+               import_totalseg_dataset, r"s0001/segmentations/liver.nii.gz: label geometry does not match .*origin"),
+    "size": ("msd_root", "labelsTr/spleen_3.nii.gz", lambda: np.zeros((16, 16, 12), np.uint8), {},
+             import_msd, r"spleen_3.nii.gz: label geometry does not match .*size"),
+    "unknown-btcv": ("btcv_root", "Training/label/label0001.nii.gz", lambda: cycling_label(15), {},
+                     import_btcv, r"label0001.nii.gz: unknown label value\(s\) \[14\]"),
+    "unknown-v2-id": ("totalseg_ml_root", "labels/case_a.nii.gz", lambda: np.full(SHAPE, 118, np.uint8), {},
+                      import_totalseg_multilabel, r"case_a.nii.gz: unknown label value\(s\) \[118\]"),
+    "non-binary-mask": ("totalseg_root", "s0000/segmentations/spleen.nii.gz", lambda: organ_masks()["spleen"] * 2, {},
+                        import_totalseg_dataset, r"spleen.nii.gz: unknown label value\(s\) \[2\]"),
+    "label-without-image": ("btcv_root", "Training/label/label0003.nii.gz", lambda: cycling_label(14), {},
+                            import_btcv, r"label0003.nii.gz: label has no matching image"),
+    "image-without-label": ("msd_root", "imagesTr/spleen_9.nii.gz", lambda: ct(3), {},
+                            import_msd, r"imagesTr/spleen_9.nii.gz: image has no matching label"),
+}
 
 
-def test_origin_mismatch_names_the_mask(totalseg_root, tmp_path):
-    write(totalseg_root / "s0001" / "segmentations" / "liver.nii.gz", organ_masks()["liver"], origin=(-120.0, 95.5, 330.0))
-    with pytest.raises(ValueError, match=r"s0001/segmentations/liver.nii.gz: label geometry does not match .*origin"):
-        import_totalseg_dataset(totalseg_root, tmp_path / "out")
+@pytest.mark.parametrize("case", BAD_FILES.values(), ids=BAD_FILES.keys())
+def test_bad_file_fails_naming_it(case, request, tmp_path):
+    fixture, relative, voxels, options, importer, message = case
+    root = request.getfixturevalue(fixture)
+    write(root / relative, voxels(), **options)
+    with pytest.raises(ValueError, match=message):
+        importer(root, tmp_path / "out")
 
 
-def test_size_mismatch_is_reported(msd_root, tmp_path):
-    write(msd_root / "labelsTr" / "spleen_3.nii.gz", np.zeros((16, 16, 12), np.uint8))
-    with pytest.raises(ValueError, match=r"spleen_3.nii.gz: label geometry does not match .*size"):
-        import_msd(msd_root, tmp_path / "out")
+MISSING_FILES = {  # id: (fixture, files removed from it, importer, expected message)
+    "organ-mask": ("totalseg_root", ["s0001/segmentations/pancreas.nii.gz"], import_totalseg_dataset,
+                   r"s0001/segmentations/pancreas.nii.gz: missing organ: the case has no pancreas mask"),
+    "totalseg-ct": ("totalseg_root", ["s0001/ct.nii.gz"], import_totalseg_dataset, r"s0001/ct.nii.gz: missing image for the segmentations"),
+    "listed-in-dataset-json": ("amos_root", ["labelsVa/amos_0008.nii.gz", "imagesVa/amos_0008.nii.gz"], import_amos,
+                               r"imagesVa/amos_0008.nii.gz: listed in dataset.json \(validation\) but missing"),
+}
 
 
-def test_unknown_label_value_names_the_file(btcv_root, tmp_path):
-    write(btcv_root / "Training" / "label" / "label0001.nii.gz", cycling_label(15))
-    with pytest.raises(ValueError, match=r"label0001.nii.gz: unknown label value\(s\) \[14\]"):
-        import_btcv(btcv_root, tmp_path / "out")
-
-
-def test_unknown_totalseg_v2_class_id(totalseg_ml_root, tmp_path):
-    write(totalseg_ml_root / "labels" / "case_a.nii.gz", np.full(SHAPE, 118, np.uint8))
-    with pytest.raises(ValueError, match=r"case_a.nii.gz: unknown label value\(s\) \[118\]"):
-        import_totalseg_multilabel(totalseg_ml_root, tmp_path / "out")
-
-
-def test_non_binary_structure_mask(totalseg_root, tmp_path):
-    write(totalseg_root / "s0000" / "segmentations" / "spleen.nii.gz", organ_masks()["spleen"] * 2)
-    with pytest.raises(ValueError, match=r"spleen.nii.gz: unknown label value\(s\) \[2\]"):
-        import_totalseg_dataset(totalseg_root, tmp_path / "out")
-
-
-def test_missing_organ_file(totalseg_root, tmp_path):
-    (totalseg_root / "s0001" / "segmentations" / "pancreas.nii.gz").unlink()
-    with pytest.raises(ValueError, match=r"s0001/segmentations/pancreas.nii.gz: missing organ: the case has no pancreas mask"):
-        import_totalseg_dataset(totalseg_root, tmp_path / "out")
-
-
-def test_missing_ct_of_a_totalseg_case(totalseg_root, tmp_path):
-    (totalseg_root / "s0001" / "ct.nii.gz").unlink()
-    with pytest.raises(ValueError, match=r"s0001/ct.nii.gz: missing image for the segmentations"):
-        import_totalseg_dataset(totalseg_root, tmp_path / "out")
-
-
-def test_label_without_image(btcv_root, tmp_path):
-    write(btcv_root / "Training" / "label" / "label0003.nii.gz", cycling_label(14))
-    with pytest.raises(ValueError, match=r"label0003.nii.gz: label has no matching image"):
-        import_btcv(btcv_root, tmp_path / "out")
-
-
-def test_image_without_label(msd_root, tmp_path):
-    write(msd_root / "imagesTr" / "spleen_9.nii.gz", ct(3))
-    with pytest.raises(ValueError, match=r"imagesTr/spleen_9.nii.gz: image has no matching label"):
-        import_msd(msd_root, tmp_path / "out")
-
-
-def test_file_listed_in_dataset_json_but_missing(amos_root, tmp_path):
-    (amos_root / "labelsVa" / "amos_0008.nii.gz").unlink()
-    (amos_root / "imagesVa" / "amos_0008.nii.gz").unlink()
-    with pytest.raises(ValueError, match=r"imagesVa/amos_0008.nii.gz: listed in dataset.json \(validation\) but missing"):
-        import_amos(amos_root, tmp_path / "out")
+@pytest.mark.parametrize("case", MISSING_FILES.values(), ids=MISSING_FILES.keys())
+def test_missing_file_fails_naming_it(case, request, tmp_path):
+    fixture, removed, importer, message = case
+    root = request.getfixturevalue(fixture)
+    for relative in removed:
+        (root / relative).unlink()
+    with pytest.raises(ValueError, match=message):
+        importer(root, tmp_path / "out")
 
 
 def test_missing_dataset_json_and_foreign_amos_labels(amos_root, msd_root, tmp_path):
