@@ -15,8 +15,9 @@ _FP16_MAX = 65504.0
 _CODES = 0x7BFF + 1
 
 
-def _as_float_tensor(name: str, value: torch.Tensor | np.ndarray) -> torch.Tensor:
-    tensor = torch.as_tensor(value)
+def _real_cpu_tensor(name: str, value: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """``value`` on the CPU (deterministic ``bincount``; a batch is a few MB), integers and bools as float32."""
+    tensor = torch.as_tensor(value).detach().cpu()
     if tensor.is_complex():
         raise ValueError(f"{name} must be a real tensor, got dtype {tensor.dtype}")
     return tensor if tensor.is_floating_point() else tensor.float()
@@ -28,7 +29,9 @@ class PixelCalibration:
     ``update(probability, mask, uncertainty)`` takes tensors of one shape ``(B, ...)`` (batch first, e.g.
     ``(B, 1, H, W)``): the fused foreground probability in [0, 1], the ground-truth mask in {0, 1} and the
     uncertainty map (>= 0: the U-Net's binary entropy of its probability, a diffusion model's fused entropy
-    or variance; only its order matters). Then:
+    or variance; only its order matters). Tensors may live on any device: they are copied to the CPU, where
+    ``bincount`` is deterministic (also under ``torch.use_deterministic_algorithms``); 100 images of 128x128
+    take about 0.1 s. Then:
 
     - :meth:`ece`: expected calibration error, ``sum_b (n_b / N) |mean(mask)_b - mean(prob)_b|`` over
       ``n_bins`` equal-width bins of the foreground probability, bin ``b = [b/n_bins, (b+1)/n_bins)`` with the
@@ -56,9 +59,9 @@ class PixelCalibration:
         self.per_image_uncertainty: list[float] = []
 
     def update(self, probability: torch.Tensor, mask: torch.Tensor, uncertainty: torch.Tensor) -> None:
-        prob = _as_float_tensor("probability", probability).detach()
-        target = _as_float_tensor("mask", mask).detach()
-        unc = _as_float_tensor("uncertainty", uncertainty).detach()
+        prob = _real_cpu_tensor("probability", probability)
+        target = _real_cpu_tensor("mask", mask)
+        unc = _real_cpu_tensor("uncertainty", uncertainty)
         if not prob.shape == target.shape == unc.shape:
             raise ValueError(f"probability, mask and uncertainty must have one shape, got {tuple(prob.shape)}, "
                              f"{tuple(target.shape)} and {tuple(unc.shape)}")
@@ -71,13 +74,13 @@ class PixelCalibration:
         if not bool(((unc >= 0) & (unc < math.inf)).all()):
             raise ValueError("uncertainty must be finite and >= 0")
         prob, target = prob.flatten(), target.flatten()
-        bins = torch.bucketize(prob.double(), self._inner_edges.to(prob.device), right=True)
+        bins = torch.bucketize(prob.double(), self._inner_edges, right=True)
         for state, weights in ((self.bin_count, None), (self.bin_prob_sum, prob.double()), (self.bin_positive_sum, target.double())):
-            state += torch.bincount(bins, weights=weights, minlength=self.n_bins).cpu()
+            state += torch.bincount(bins, weights=weights, minlength=self.n_bins)
         error = ((prob > self.threshold).float() != target).long()
         codes = unc.flatten().clamp(max=_FP16_MAX).abs().half().view(torch.int16).long()  # abs: -0.0 -> +0.0
-        self.uncertainty_histogram += torch.bincount(codes + error * _CODES, minlength=2 * _CODES).view(2, _CODES).cpu()
-        self.per_image_uncertainty.extend(unc.flatten(1).double().mean(1).cpu().tolist())
+        self.uncertainty_histogram += torch.bincount(codes + error * _CODES, minlength=2 * _CODES).view(2, _CODES)
+        self.per_image_uncertainty.extend(unc.flatten(1).double().mean(1).tolist())
 
     @property
     def pixels(self) -> int:
