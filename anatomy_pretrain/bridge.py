@@ -5,13 +5,11 @@ checkpoint whose ``net.``-prefixed state_dict loads into ``ConditionUNet(spatial
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
-from anatomy_pretrain.checkpoints import read_checkpoint
+from unisegdiff.io import read_checkpoint, write_atomic
 
 ENCODER_BLOCKS = ("conv_0.", "down_1.", "down_2.", "down_3.", "down_4.")
 FIRST_CONV = "conv_0.conv_0.conv.weight"
@@ -43,13 +41,7 @@ def export_encoder(ckpt_path: str | Path, out_path: str | Path, in_channels: int
         "state_dict": state,
         "bridge": {"source": str(ckpt_path), "features": list(hp.get("features", [])), "in_channels": in_channels, "spatial_dims": 3},
     }
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".tmp")
-    os.close(fd)
-    torch.save(blob, tmp)
-    os.replace(tmp, out_path)
-    return out_path
+    return write_atomic(out_path, lambda temp: torch.save(blob, temp))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,28 +1,19 @@
-"""Reading this half's Lightning checkpoints across stages (weights_only=True): the frozen coordinate network that
-maps volumes for guidance, and the pretrained backbone (with its guidance set-up) for probing and the bridge.
+"""This half's Lightning checkpoints across stages, read by ``unisegdiff.io.read_checkpoint`` (weights_only): the
+frozen coordinate network that maps volumes for guidance, and the pretrained backbone for probing and the bridge.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from anatomy_pretrain.backbone import GuidedUNet3D
 from anatomy_pretrain.coordinate_embedding import embedding_channels
 from anatomy_pretrain.coordinate_net import CoordinateNet
+from unisegdiff.io import read_checkpoint
 
-
-def read_checkpoint(path: str | Path) -> dict:
-    """``{"state_dict", "hyper_parameters"}`` of a checkpoint, loaded with ``weights_only=True``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; train the previous stage first or fix the path")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or "state_dict" not in blob:
-        raise ValueError(f"checkpoint {path} holds no state_dict")
-    return {"state_dict": blob["state_dict"], "hyper_parameters": dict(blob.get("hyper_parameters", {}))}
+__all__ = ["frozen", "load_coordinate_net", "load_pretrained_backbone", "read_checkpoint", "sub_state"]
 
 
 def sub_state(state: dict, prefix: str) -> dict:

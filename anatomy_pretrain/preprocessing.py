@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torchio as tio
+
+from unisegdiff.io import write_atomic
 
 
 @dataclass(frozen=True)
@@ -62,15 +62,11 @@ def cache_path(cache_dir: str | Path, name: str, source_id: str, preprocessing: 
 
 
 def save_cached(path: Path, subject: tio.Subject) -> None:
-    """Write the subject's tensors and affine atomically (temp file + os.replace)."""
+    """Write the subject's tensors and affine atomically (``unisegdiff.io.write_atomic``)."""
     blob = {"image": subject["image"].data, "affine": torch.as_tensor(subject["image"].affine), "name": subject["name"]}
     if "label" in subject:
         blob["label"] = subject["label"].data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda temp: torch.save(blob, temp))
 
 
 def load_cached(path: Path) -> tio.Subject:

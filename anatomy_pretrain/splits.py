@@ -4,12 +4,11 @@ then permuted with the seed; optionally written to JSON so that every stage uses
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from unisegdiff.io import write_json_atomic
 
 
 def kfold_split(names: list[str], num_folds: int, fold: int, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -40,9 +39,4 @@ def label_budget(names: list[str], cases: int, seed: int = 0) -> list[str]:
 
 def write_split(path: str | Path, train: list[str], held_out: list[str], meta: dict) -> None:
     """Write the split as JSON atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump({**meta, "train": train, "held_out": held_out}, fh, indent=1)
-    os.replace(tmp, path)
+    write_json_atomic({**meta, "train": train, "held_out": held_out}, path, indent=1)

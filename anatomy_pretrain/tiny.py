@@ -11,7 +11,7 @@ import lightning as L
 import torch
 
 from anatomy_pretrain.volume_data import VolumeDataModule
-from unisegdiff.data.readers import write_bytes_atomic
+from unisegdiff.io import write_bytes_atomic
 
 TINY_FEATURES = (4, 4, 8, 16, 32, 4)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import os
 import statistics
 import sys
@@ -33,6 +32,7 @@ from anatomy_pretrain.coordinate_embedding import guide_from_batch  # noqa: E402
 from anatomy_pretrain.diagnostics import pyramid_effective_ranks  # noqa: E402
 from anatomy_pretrain.tiny import quiet_trainer, save_module_checkpoint  # noqa: E402
 from anatomy_pretrain.volume_data import VolumeDataModule  # noqa: E402
+from unisegdiff.io import write_json_atomic  # noqa: E402
 
 PROFILES = {
     "quick": dict(phantoms=16, folds=1, seeds=(0, 1), pretrain_seeds=(0,), features=(8, 16, 32, 64, 128, 8), coord_steps=1000, pretrain_steps=1200,
@@ -212,9 +212,7 @@ def summarize(runs: list[dict]) -> dict:
 
 def write_reports(results: dict, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / "anatomy.json.tmp"
-    tmp.write_text(json.dumps(results, indent=1))
-    os.replace(tmp, out_dir / "anatomy.json")
+    write_json_atomic(results, out_dir / "anatomy.json", indent=1)
     st = results["settings"]
     lines = [f"# Anatomy pretraining benchmark ({results['profile']} profile, CPU)", ""]
     c = results.get("coordinates")

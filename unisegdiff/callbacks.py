@@ -6,7 +6,6 @@ get the same as files in the log directory.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import platform
 import subprocess
@@ -18,7 +17,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from unisegdiff.data.readers import write_bytes_atomic
+from unisegdiff.io import write_json_atomic
 from unisegdiff.plots import plot_overlays, plot_timestep_profiles
 from unisegdiff.timestep_profile import profile_timesteps, timestep_profile
 
@@ -28,10 +27,6 @@ PACKAGES = ("torch", "lightning", "monai", "torchio", "wandb", "jsonargparse", "
 def log_dir_of(trainer: L.Trainer) -> Path:
     base = trainer.log_dir or trainer.default_root_dir
     return Path(base)
-
-
-def write_json_atomic(data: dict, path: Path) -> Path:
-    return write_bytes_atomic(json.dumps(data, indent=2, default=str).encode(), path, overwrite=True)
 
 
 def run_record(seed: int | None = None) -> dict:

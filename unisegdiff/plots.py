@@ -4,8 +4,6 @@ overlays. Matplotlib with the Agg backend; files are written atomically.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -14,20 +12,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from unisegdiff.io import write_atomic  # noqa: E402
+
 
 def save_figure_atomic(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
+        return write_atomic(path, lambda temp: fig.savefig(temp, dpi=110, bbox_inches="tight"))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
 
 
 def plot_timestep_profiles(profiles: dict[str, list[tuple[int, float]]], path: str | Path, title: str = "Timestep profile") -> Path:

@@ -5,6 +5,7 @@ import lightning as L
 import pytest
 import torch
 
+from unisegdiff.io import DataError
 from unisegdiff.models import DeterministicSegmenter, StagedDiffusionSegmenter
 
 SMALL = dict(condition_features=(4, 8, 8, 16, 16, 4), denoiser_channels=(4, 8, 8, 16))
@@ -109,7 +110,7 @@ def test_condition_checkpoint_loads_weights_only_and_freezes(tmp_path):
 
 
 def test_condition_checkpoint_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.ckpt' does not exist"):
+    with pytest.raises(DataError, match=r"missing\.ckpt: checkpoint file does not exist"):
         StagedDiffusionSegmenter(condition_ckpt=str(tmp_path / "missing.ckpt"), **SMALL).load_condition_weights()
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"not a checkpoint")

@@ -11,7 +11,7 @@ import numpy as np
 
 from unisegdiff.data.errors import DataError, Problem
 from unisegdiff.data.preprocess import binarize_mask, check_finite_2d
-from unisegdiff.data.readers import READABLE_EXTENSIONS, file_stem, file_suffix, read_image
+from unisegdiff.io import READABLE_EXTENSIONS, file_stem, file_suffix, read_image, read_mask
 
 IMAGES_DIR, MASKS_DIR, SPLITS_FILE = "images", "masks", "splits.json"
 
@@ -71,12 +71,14 @@ def scan_dataset(root: str | Path, folder: str) -> tuple[list[PairPaths], list[P
     return pairs, problems
 
 
-def read_2d(path: str | Path) -> np.ndarray:
-    """Decode a 2D image (a single-slice volume counts as 2D); 3D data and NaN/Inf are refused."""
-    array = read_image(path).array
-    if array.ndim == 3 and array.shape[0] == 1 and file_suffix(path) not in (".png", ".jpg", ".jpeg", ".bmp"):
-        array = array[0]
-    if array.ndim == 3 and array.shape[2] > 4:
+def read_2d(path: str | Path, mask: bool = False) -> np.ndarray:
+    """Decode a 2D image, or with ``mask`` a one-plane mask (``unisegdiff.io.read_mask``); a single-slice volume
+    counts as 2D. Whether an axis is spatial comes from the file's geometry (a 20x64x3 volume is not RGB)."""
+    record = read_mask(path) if mask else read_image(path)
+    array, spatial_ndim = record.array, record.geometry.ndim
+    if spatial_ndim == 3 and array.shape[0] == 1:
+        array, spatial_ndim = array[0], 2
+    if spatial_ndim != 2:
         raise DataError(path, f"3D data (shape {array.shape}) in a 2D dataset",
                         "slice volumes into 2D images first (e.g. `unisegdiff data import lits`) or use the 3D pipeline")
     check_finite_2d(array, str(path))
@@ -86,7 +88,7 @@ def read_2d(path: str | Path) -> np.ndarray:
 def load_pair(pair: PairPaths) -> tuple[np.ndarray, np.ndarray]:
     """(image (H, W[, C]) in its own type, mask (H, W) uint8 {0, 1}); ``DataError`` naming the file otherwise."""
     image = read_2d(pair.image)
-    mask = binarize_mask(read_2d(pair.mask), str(pair.mask))
+    mask = binarize_mask(read_2d(pair.mask, mask=True), str(pair.mask))
     if image.shape[:2] != mask.shape:
         raise DataError(pair.mask, f"mask size {mask.shape[1]}x{mask.shape[0]} differs from image size "
                         f"{image.shape[1]}x{image.shape[0]} ({pair.image.name})",

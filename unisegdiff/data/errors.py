@@ -1,22 +1,14 @@
-"""Errors and problem reports of the data layer.
-
-Every message names the file, says what is wrong and what to do about it.
+"""Errors and problem reports of the data layer: ``DataError`` is the io layer's one error type
+(re-exported here), ``Problem`` is one finding of a scan of a dataset root.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from unisegdiff.io.errors import DataError
 
-class DataError(ValueError):
-    """A data file or dataset that cannot be used as it is (the message names the file and the fix)."""
-
-    def __init__(self, path: object, problem: str, fix: str = ""):
-        self.path = str(path)
-        self.problem = problem
-        self.fix = fix
-        message = f"{self.path}: {problem}"
-        super().__init__(f"{message}; {fix}" if fix else message)
+__all__ = ["DataError", "Problem"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +20,7 @@ class Problem:
 
     @classmethod
     def from_error(cls, error: DataError) -> "Problem":
-        return cls(error.path, f"{error.problem}; {error.fix}" if error.fix else error.problem)
+        return cls(error.path, f"{error.problem}; {error.fix}" if error.fix else error.problem or error.path)
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
