@@ -1,5 +1,5 @@
-"""The ``unisegdiff`` command: LightningCLI (fit / validate / test / predict) where a config picks
-the LightningModule (pipeline stage) and DataModule, plus ``data`` and ``sweep-dry-run`` tools.
+"""The ``unisegdiff`` command: LightningCLI (fit / validate / test / predict, see ``unisegdiff.lightning_cli``)
+plus extra commands (``data``, ``score``, ``sweep-dry-run``) loaded lazily by module name.
 """
 
 from __future__ import annotations
@@ -7,84 +7,61 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any
 
-import lightning as L
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
-from lightning.pytorch.loggers import WandbLogger
+from unisegdiff.checkpoint_cli import CheckpointError
+from unisegdiff.data.errors import DataError
 
+# command -> (module with ``main(argv) -> int``, help line); modules load only when their command runs
 EXTRA_COMMANDS = {
     "data": ("unisegdiff.data.cli", "dataset tools: check a root, import an official archive"),
+    "score": ("unisegdiff.scoring", "score predicted masks against ground truth: Dice, IoU, HD95 per image and folder"),
     "sweep-dry-run": ("unisegdiff.sweeps", "sample a W&B sweep offline and run each trial briefly"),
 }
-SECRET_WORDS = ("api_key", "apikey", "token", "secret", "password")
+USER_ERRORS = (CheckpointError, DataError)  # their messages name the file and the fix: no traceback
 
 
-def redact(value: Any) -> Any:
-    """A copy of a nested config with values under secret-looking keys replaced by '***'."""
-    if isinstance(value, dict):
-        return {k: "***" if any(w in str(k).lower() for w in SECRET_WORDS) else redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
+def run_extra(command: str, argv: list[str]) -> int:
+    module_name = EXTRA_COMMANDS[command][0]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name:
+            raise
+        print(f"unisegdiff {command}: not available in this version ({module_name} is missing); update the package", file=sys.stderr)
+        return 2
+    return int(module.main(argv) or 0)
 
 
-class SaveAndLogConfig(SaveConfigCallback):
-    """Saves the resolved config next to the logs and also sends it (redacted) to W&B."""
-
-    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        config = redact(self.config.as_dict() if hasattr(self.config, "as_dict") else dict(self.config))
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.experiment.config.update({"cli": config}, allow_val_change=True)
-
-
-class UniSegDiffCLI(LightningCLI):
-    """LightningCLI with project defaults: seed 0, config overwrite allowed (sweeps share log dirs),
-    W&B offline unless WANDB_MODE says otherwise, CSV logs instead of W&B when WANDB_MODE=disabled."""
-
-    def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand] if self.subcommand else self.config
-        trainer = config.get("trainer")
-        if trainer is None or os.environ.get("WANDB_MODE") != "disabled":
-            return
-        loggers = trainer.get("logger")
-        entries = loggers if isinstance(loggers, list) else [loggers]
-        swapped = []
-        for entry in entries:
-            if entry is not None and not isinstance(entry, bool) and str(entry.get("class_path", "")).endswith("WandbLogger"):
-                args = entry.get("init_args", {}) or {}
-                save_dir = args.get("save_dir") or trainer.get("default_root_dir") or "."
-                entry = type(entry)(class_path="lightning.pytorch.loggers.CSVLogger", init_args=type(args)(save_dir=save_dir, name="csv"))
-            swapped.append(entry)
-        trainer["logger"] = swapped if isinstance(loggers, list) else swapped[0]
-
-
-def build_cli(args: list[str] | None = None, run: bool = True) -> LightningCLI:
-    os.environ.setdefault("WANDB_MODE", "offline")
-    return UniSegDiffCLI(
-        L.LightningModule,
-        L.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        seed_everything_default=0,
-        save_config_callback=SaveAndLogConfig,
-        save_config_kwargs={"overwrite": True},
-        args=args,
-        run=run,
-        auto_configure_optimizers=False,
-    )
+def _chain(error: BaseException):
+    """The error and its causes (jsonargparse wraps errors raised while instantiating a class)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
 
 
 def main(argv: list[str] | None = None) -> int:
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in EXTRA_COMMANDS:
-        module = importlib.import_module(EXTRA_COMMANDS[argv[0]][0])
-        return int(module.main(argv[1:]) or 0)
+        return run_extra(argv[0], argv[1:])
     if argv and argv[0] in ("-h", "--help"):
         print("extra commands:\n" + "\n".join(f"  {k:<15} {v[1]}" for k, v in EXTRA_COMMANDS.items()) + "\n")
-    build_cli(None if from_command_line else argv)
+    from unisegdiff.lightning_cli import build_cli
+
+    try:
+        cli = build_cli(None if from_command_line else argv)
+    except Exception as error:
+        user_error = next((e for e in _chain(error) if isinstance(e, USER_ERRORS)), None)
+        if user_error is None or os.environ.get("UNISEGDIFF_DEBUG") == "1":
+            raise
+        print(f"unisegdiff {argv[0] if argv else ''}: error: {user_error}", file=sys.stderr)
+        return 2
+    failures = getattr(getattr(cli, "datamodule", None), "failures", None)
+    if failures:  # predict --data.on_error skip: the rest was predicted, the skipped inputs are listed
+        print(f"unisegdiff predict: {len(failures)} input(s) skipped, listed in {cli.datamodule.failures_path}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from unisegdiff.lightning_cli import build_cli
+
 SHORT_TRIAL_ARGS = [
     "--trainer.max_steps={steps}", "--trainer.limit_val_batches=1", "--trainer.num_sanity_val_steps=0",
     "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
@@ -111,8 +113,6 @@ def build_command(sweep: dict, params: dict[str, Any]) -> list[str]:
 
 def run_trial(args: list[str], out_dir: Path, steps: int) -> dict:
     """Run one trial in-process; returns the resolved config (as LightningCLI parsed it) and status."""
-    from unisegdiff.cli import build_cli
-
     subcommand, rest = args[0], args[1:]
     if subcommand not in ("fit", "validate", "test"):
         raise ValueError(f"sweep command must run fit, validate or test; got {subcommand!r}")

@@ -1,0 +1,128 @@
+"""The LightningCLI of ``unisegdiff`` (fit / validate / test / predict) and its builder, shared by the
+console entry point (``unisegdiff.cli``) and the sweep dry run (``unisegdiff.sweeps``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
+
+from unisegdiff.checkpoint_cli import SETTINGS_KEYS, checkpoint_config, read_checkpoint
+from unisegdiff.cli_argv import expand_argv
+
+SECRET_WORDS = ("api_key", "apikey", "token", "secret", "password")
+PREDICT_CONFIG = "predict_config.yaml"  # predict's record inside its output folder, apart from fit's config.yaml
+
+
+def redact(value: Any) -> Any:
+    """A copy of a nested config with values under secret-looking keys replaced by '***'."""
+    if isinstance(value, dict):
+        return {k: "***" if any(w in str(k).lower() for w in SECRET_WORDS) else redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+class SaveAndLogConfig(SaveConfigCallback):
+    """Saves the resolved config next to the logs (predict: into its output folder as ``predict_config.yaml``)
+    and also sends it (redacted) to W&B."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        output_dir = getattr(trainer.datamodule, "output_dir", None)
+        if stage == "predict" and output_dir is not None:
+            if trainer.is_global_zero and not self.already_saved:
+                Path(output_dir).mkdir(parents=True, exist_ok=True)
+                self.parser.save(self.config, str(Path(output_dir) / PREDICT_CONFIG), skip_none=False, overwrite=True)
+                self.already_saved = True
+            return
+        super().setup(trainer, pl_module, stage)
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        config = redact(self.config.as_dict() if hasattr(self.config, "as_dict") else dict(self.config))
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.config.update({"cli": config}, allow_val_change=True)
+
+
+class UniSegDiffCLI(LightningCLI):
+    """LightningCLI with project defaults: seed 0, config overwrite allowed (sweeps share log dirs),
+    W&B offline unless WANDB_MODE says otherwise, CSV logs instead of W&B when WANDB_MODE=disabled.
+
+    A ``--ckpt_path`` checkpoint is read (weights only, class path checked) before parsing and its model,
+    and for ``predict`` its training image settings, become the first config; the command line overrides it.
+    """
+
+    checkpoint_settings: dict[str, Any] | None = None  # set when the command line named a checkpoint file
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        if args is None or isinstance(args, list):
+            args, self.checkpoint_settings = expand_argv(sys.argv[1:] if args is None else args)
+        super().parse_arguments(parser, args)
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning's version imports the checkpoint's class path unchecked and lets the checkpoint override the
+        command line; here only a ``ckpt_path`` from a config file is left, and it fills the model if none is given."""
+        subcommand = self.config.get("subcommand")
+        ckpt = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if self.checkpoint_settings is not None or not ckpt or not Path(ckpt).is_file():
+            return
+        info = read_checkpoint(ckpt)
+        if self.config[subcommand].get("model") is None:
+            model = checkpoint_config(subcommand, info)["model"]
+            self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if self.subcommand == "predict":
+            self._warn_on_changed_settings(config)
+        trainer = config.get("trainer")
+        if trainer is None or os.environ.get("WANDB_MODE") != "disabled":
+            return
+        loggers = trainer.get("logger")
+        entries = loggers if isinstance(loggers, list) else [loggers]
+        swapped = []
+        for entry in entries:
+            if entry is not None and not isinstance(entry, bool) and str(entry.get("class_path", "")).endswith("WandbLogger"):
+                args = entry.get("init_args", {}) or {}
+                save_dir = args.get("save_dir") or trainer.get("default_root_dir") or "."
+                entry = type(entry)(class_path="lightning.pytorch.loggers.CSVLogger", init_args=type(args)(save_dir=save_dir, name="csv"))
+            swapped.append(entry)
+        trainer["logger"] = swapped if isinstance(loggers, list) else swapped[0]
+
+    def _warn_on_changed_settings(self, config: Any) -> None:
+        recorded = getattr(self, "checkpoint_settings", None) or {}
+        data = config.get("data")
+        init_args = data.get("init_args") if data is not None and not isinstance(data, dict) else None
+        for key in SETTINGS_KEYS:
+            if key in recorded and init_args is not None and key in init_args and init_args[key] != recorded[key]:
+                print(f"warning: predict: data.{key}={init_args[key]!r} differs from the training value {recorded[key]!r} recorded "
+                      f"in the checkpoint; masks will differ from what the model learned (drop the option to use it)", file=sys.stderr)
+
+    def after_instantiate_classes(self) -> None:
+        if self.subcommand == "predict" and not any(isinstance(c, BasePredictionWriter) for c in self.trainer.callbacks):
+            from unisegdiff.predict import PredictionWriter
+
+            self.trainer.callbacks.append(PredictionWriter())  # a training config's callback list replaced the writer
+
+
+def build_cli(args: list[str] | None = None, run: bool = True) -> LightningCLI:
+    os.environ.setdefault("WANDB_MODE", "offline")
+    return UniSegDiffCLI(
+        L.LightningModule,
+        L.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        save_config_callback=SaveAndLogConfig,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+        run=run,
+        auto_configure_optimizers=False,
+    )
