@@ -21,6 +21,7 @@ import torch  # noqa: E402
 from unisegdiff.benchmark.protocol import BenchProfile, _subset_loader, evaluate  # noqa: E402
 from unisegdiff.callbacks import run_record, write_json_atomic  # noqa: E402
 from unisegdiff.data import LesionDataModule  # noqa: E402
+from unisegdiff.io import write_text_atomic  # noqa: E402
 from unisegdiff.models import StagedDiffusionSegmenter  # noqa: E402
 
 
@@ -65,9 +66,7 @@ def main() -> int:
           "| sampler | calls / sample | seconds / image | Dice (macro over these images) |", "|---|---|---|---|",
           f"| staged | {staged.network_calls} | {s_st:.3f} | {m_st['macro/dice']:.3f} |",
           f"| eps DDPM-1000 | 1000 | {s_dd:.3f} | {m_dd['macro/dice']:.3f} |", "", f"Speed-up: **{out['speedup']:.0f}x**.", ""]
-    tmp = bench / "speed_side_by_side.md.tmp"
-    tmp.write_text("\n".join(md))
-    os.replace(tmp, bench / "speed_side_by_side.md")
+    write_text_atomic("\n".join(md), bench / "speed_side_by_side.md")
     print("\n".join(md))
     return 0
 
