@@ -122,6 +122,9 @@ def checkpoint_config(subcommand: str, info: CheckpointInfo) -> dict[str, Any]:
     config: dict[str, Any] = {"model": {"class_path": info.class_path, "init_args": info.hparams}}
     if subcommand != "fit":
         config["weights_only"] = True  # Trainer restores the checkpoint without unpickling objects
+    if subcommand == "predict" and info.hparams.get("spatial_dims", 2) != 2:
+        raise CheckpointError(f"{info.path}: a {info.hparams.get('spatial_dims')}D model; `unisegdiff predict` segments with 2D "
+                              f"models only (volumes slice by slice); use a 2D checkpoint")
     if subcommand == "predict":
         config["data"] = {"class_path": "unisegdiff.predict.PredictionDataModule", "init_args": training_settings(info)}
         config["trainer"] = {"logger": False, "enable_checkpointing": False, "enable_model_summary": False,

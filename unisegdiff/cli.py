@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in EXTRA_COMMANDS:
         return run_extra(argv[0], argv[1:])
     if argv and argv[0] in ("-h", "--help"):
-        print("extra commands:\n" + "\n".join(f"  {k:<15} {v[1]}" for k, v in EXTRA_COMMANDS.items()) + "\n")
+        print("extra commands:\n" + "\n".join(f"  {k:<15} {v[1]}" for k, v in EXTRA_COMMANDS.items()) + "\n"
+              "short predict form:\n  unisegdiff predict CKPT INPUT... -o OUTPUT_DIR [--data.on_error skip] [other predict options]\n")
     from unisegdiff.lightning_cli import build_cli
 
     try:

@@ -144,3 +144,15 @@ def test_masks_follow_the_model(checkpoints, tmp_path, write_png):
     for out in ("o1", "o2"):
         assert main(["predict", checkpoints["unet"], str(tmp_path / "scans"), "-o", str(tmp_path / out), *QUIET]) == 0
     assert np.array_equal(np.array(Image.open(tmp_path / "o1" / "a_prob.png")), np.array(Image.open(tmp_path / "o2" / "a_prob.png")))
+
+
+def test_3d_checkpoint_is_refused_clearly(tmp_path, capsys, write_png):
+    from unisegdiff.models import DeterministicSegmenter
+
+    model = DeterministicSegmenter(spatial_dims=3, in_channels=1, features=(4, 8, 8, 16, 16, 4))
+    ckpt = tmp_path / "model3d.ckpt"
+    hparams = {**dict(model.hparams), "_class_path": "unisegdiff.models.deterministic.DeterministicSegmenter"}
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams}, ckpt)
+    write_png(tmp_path / "scans" / "a.png")
+    assert main(["predict", str(ckpt), str(tmp_path / "scans"), "-o", str(tmp_path / "out")]) == 2
+    assert "a 3D model; `unisegdiff predict` segments with 2D models only" in capsys.readouterr().err
