@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from anatomy_pretrain.importers.common import VolumeWriter, btcv13_names, pair_by_key, read_label, read_source, remap, volume_files
-from unisegdiff.data.errors import DataError
+from unisegdiff.io import DataError
 
 
 def _numbered(folder: Path, prefix: str) -> dict[str, Path]:

@@ -13,8 +13,7 @@ import SimpleITK as sitk
 import yaml
 
 from anatomy_pretrain.volume_io import check_same_geometry, is_volume_path, read_volume, volume_stem
-from unisegdiff.data.errors import DataError
-from unisegdiff.data.readers import Geometry, write_bytes_atomic, write_image
+from unisegdiff.io import DataError, Geometry, write_bytes_atomic, write_image
 
 LABEL_MAP_DIR = Path(__file__).resolve().parents[2] / "configs" / "anatomy_pretrain" / "label_maps"
 MANIFEST = "manifest.json"

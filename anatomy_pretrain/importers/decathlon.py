@@ -12,7 +12,7 @@ from anatomy_pretrain.importers.common import (
     VolumeWriter, btcv13_names, int_keys, load_label_map, pair_by_key, read_label, read_source, remap, volume_files,
 )
 from anatomy_pretrain.volume_io import volume_stem
-from unisegdiff.data.errors import DataError
+from unisegdiff.io import DataError
 
 
 def read_dataset_json(src: Path) -> dict[str, Any]:

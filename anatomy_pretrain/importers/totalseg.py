@@ -15,7 +15,7 @@ from anatomy_pretrain.importers.common import (
     LABEL_MAP_DIR, VolumeWriter, btcv13_names, load_label_map, pair_by_key, read_label, read_source, remap, volume_files,
 )
 from anatomy_pretrain.volume_io import volume_stem
-from unisegdiff.data.errors import DataError
+from unisegdiff.io import DataError
 
 SEGMENTATIONS = "segmentations"
 
