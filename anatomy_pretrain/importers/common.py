@@ -13,7 +13,7 @@ import SimpleITK as sitk
 import yaml
 
 from anatomy_pretrain.volume_io import check_same_geometry, is_volume_path, read_volume, volume_stem
-from unisegdiff.io import DataError, Geometry, write_bytes_atomic, write_image
+from unisegdiff.io import DataError, Geometry, read_sitk, write_bytes_atomic, write_image
 
 LABEL_MAP_DIR = Path(__file__).resolve().parents[2] / "configs" / "anatomy_pretrain" / "label_maps"
 MANIFEST = "manifest.json"
@@ -69,7 +69,7 @@ def read_source(path: Path, channel: int | None = None) -> sitk.Image:
         return read_volume(path)
     if reader.GetDimension() != 4 or not 0 <= channel < size[3]:
         raise DataError(path, f"has no channel {channel} (size {size})", "pass a channel index within the 4th dimension, or none for 3D files")
-    return sitk.ReadImage(str(path))[:, :, :, channel]
+    return read_sitk(path)[:, :, :, channel]  # the io layer's checks (NIfTI size, NaN/Inf, voxel limit) on 4D too
 
 
 def read_label(path: Path, image: sitk.Image, image_path: Path) -> np.ndarray:

@@ -13,7 +13,7 @@ _LAZY = {
     "Geometry": "geometry", "ImageRecord": "geometry",
     "read_image": "images", "read_mask": "images", "sitk_record": "images",
     "write_image": "image_writer",
-    "read_volume": "volumes", "check_same_geometry": "volumes",
+    "read_sitk": "sitk_reader", "read_volume": "volumes", "check_same_geometry": "volumes",
     "read_checkpoint": "checkpoints",
     "mask_plane": "masks", "check_finite": "values", "pixel_limit": "limits", "verify_nifti": "nifti",
     "PIL_EXTENSIONS": "paths", "SITK_EXTENSIONS": "paths", "READABLE_EXTENSIONS": "paths", "WRITABLE_EXTENSIONS": "paths",
