@@ -20,7 +20,7 @@ class Problem:
 
     @classmethod
     def from_error(cls, error: DataError) -> "Problem":
-        return cls(error.path, f"{error.problem}; {error.fix}" if error.fix else error.problem or error.path)
+        return cls(error.path, f"{error.problem}; {error.fix}" if error.fix else error.problem)
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+        return f"{self.path}: {self.message}" if self.message else self.path  # a bare-message DataError
