@@ -36,7 +36,7 @@ demo: $(STAMP)
 
 PROFILE ?= quick
 benchmark: $(STAMP)
-	$(BIN)/python bench/benchmark.py --profile $(PROFILE) --data "$(UNISEGDIFF_DATA)" --out reports/benchmark
+	$(BIN)/python bench/benchmark.py --profile $(PROFILE) --data "$(UNISEGDIFF_DATA)"
 
 clean:
 	rm -rf $(VENV) lightning_logs runs reports/.tmp

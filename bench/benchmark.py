@@ -1,5 +1,5 @@
-"""`make benchmark`: train each method once as a unified model over the datasets found under
-UNISEGDIFF_DATA and write reports/benchmark/ (results.csv, results.json, README.md, PNG plots)."""
+"""`make benchmark`: train every method of a profile at equal compute, seed by seed, over the datasets
+under UNISEGDIFF_DATA, one result file per (method, seed), then write reports/benchmark/ from them."""
 
 from __future__ import annotations
 
@@ -12,24 +12,47 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import unisegdiff  # noqa: E402,F401  (sets OMP_WAIT_POLICY before torch loads)
-from unisegdiff.benchmark import BenchProfile, run_benchmark  # noqa: E402
+from unisegdiff.benchmark import Benchmark, BenchProfile  # noqa: E402
+
+
+def parse_external(roots: list[str], maps: list[str]) -> dict[str, tuple[str, dict[str, str]]]:
+    mapping = {}
+    for item in maps:
+        folder, sep, name = item.partition("=")
+        if not sep or not folder or not name:
+            raise SystemExit(f"--external-map takes folder=registry_name, got {item!r}")
+        mapping[folder] = name
+    return {Path(r).resolve().name: (str(Path(r).resolve()), mapping) for r in roots}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--profile", default="quick", help="quick (CPU) | full (GPU) | path to a profile YAML")
-    parser.add_argument("--data", default=os.environ.get("UNISEGDIFF_DATA"), help="canonical data root (default: $UNISEGDIFF_DATA)")
+    parser.add_argument("--profile", default="quick", help="quick (CPU smoke) | standard (CPU, 3 seeds) | full (GPU) | a profile YAML")
+    parser.add_argument("--data", default=os.environ.get("UNISEGDIFF_DATA"), help="canonical data root (default: $UNISEGDIFF_DATA; none: phantoms)")
     parser.add_argument("--datasets", nargs="*", default=None, help="subset of registry names (default: the six benchmark sets)")
-    parser.add_argument("--out", default=str(ROOT / "reports" / "benchmark"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--methods", nargs="*", default=["unet", "eps", "staged"])
+    parser.add_argument("--out", default=None, help="report folder (default: reports/benchmark for standard, reports/benchmark_<profile> otherwise)")
+    parser.add_argument("--work", default=None, help="checkpoints (default: runs/benchmark_<profile>)")
+    parser.add_argument("--methods", nargs="*", default=None, help="run only these methods of the profile")
+    parser.add_argument("--seeds", nargs="*", type=int, default=None, help="run only these seeds of the profile")
+    parser.add_argument("--external", nargs="*", default=[], help="other canonical roots to score every trained model on")
+    parser.add_argument("--external-map", nargs="*", default=[], help="folder=registry_name for the external roots' folders")
+    parser.add_argument("--deterministic", action="store_true", help="fp32 and deterministic algorithms (same seed, same numbers)")
+    parser.add_argument("--report-only", action="store_true", help="write the report from the result files already there")
     args = parser.parse_args()
-    profile_path = Path(args.profile) if args.profile.endswith(".yaml") else ROOT / "configs" / "benchmark" / f"{args.profile}.yaml"
-    profile = BenchProfile.from_yaml(profile_path)
-    results = run_benchmark(args.data, args.datasets, profile, Path(args.out), seed=args.seed, profile_name=profile_path.stem, methods=tuple(args.methods))
-    for r in results:
-        print(f"{r.method:>24}: macro Dice {r.metrics.get('macro/dice', float('nan')):.3f}  calls {r.calls_per_sample}  {r.infer_seconds_per_image:.3f} s/image")
-    print(f"report: {args.out}/README.md")
+    path = Path(args.profile) if args.profile.endswith(".yaml") else ROOT / "configs" / "benchmark" / f"{args.profile}.yaml"
+    profile = BenchProfile.from_yaml(path)
+    if args.deterministic:
+        profile.deterministic, profile.precision = True, "32-true"
+    name = path.stem
+    out = Path(args.out) if args.out else ROOT / "reports" / ("benchmark" if name == "standard" else f"benchmark_{name}")
+    work = Path(args.work) if args.work else ROOT / "runs" / f"benchmark_{name}"
+    bench = Benchmark(profile, args.data, out, work, name, args.datasets, parse_external(args.external, args.external_map))
+    if not args.report_only:
+        bench.run(args.methods, args.seeds)
+    from unisegdiff.benchmark.report import write_report
+
+    write_report(bench.result_files(), out, name, min_images=profile.min_images)
+    print(f"report: {out}/README.md")
     return 0
 
 

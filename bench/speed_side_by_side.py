@@ -51,10 +51,9 @@ def main() -> int:
     dm.setup("test")
     subset = _subset_loader(dm.split_dataset("test"), per_dataset, profile.eval_batch_size)
     staged, eps = load_staged(bench / "checkpoints" / "staged" / "last.ckpt"), load_staged(bench / "checkpoints" / "eps" / "last.ckpt")
-    eps.hparams.sampler, eps.hparams.sampling_steps = "ddpm", 1000
     names = dm.dataset_names
     m_st, s_st, n = evaluate(staged, subset, names, "staged", profile.precision, min_seconds=profile.speed_min_seconds)
-    m_dd, s_dd, _ = evaluate(eps, subset, names, "eps DDPM-1000", profile.precision)
+    m_dd, s_dd, _ = evaluate(eps, subset, names, "eps DDPM-1000", profile.precision, scheduler=eps.scheduler.set_timesteps(1000, "ddpm"))
     out = {"images": n, "per_dataset": per_dataset, "num_samples": profile.num_samples, "precision": profile.precision,
            "staged_calls": staged.network_calls, "staged_seconds_per_image": s_st, "ddpm_seconds_per_image": s_dd,
            "speedup": s_dd / max(s_st, 1e-9), "staged_dice": m_st["macro/dice"], "ddpm_dice": m_dd["macro/dice"],

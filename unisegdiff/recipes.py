@@ -39,3 +39,30 @@ def model_init_args(name: str | Path) -> dict[str, Any]:
     if not isinstance(args, dict):
         raise ValueError(f"recipe {path} has no model.init_args section")
     return args
+
+
+def compose_section(configs: list[str | Path], section: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``{class_path, init_args}`` of ``section`` (``model`` / ``data``) merged over ``configs`` in order, as
+    LightningCLI merges several ``--config`` files, with ``overrides`` applied to ``init_args`` last."""
+    merged: dict[str, Any] = {}
+    for name in configs:
+        part = read_config(name).get(section)
+        if not part:
+            continue
+        if part.get("class_path") and part["class_path"] != merged.get("class_path"):
+            merged = {"class_path": part["class_path"], "init_args": {}}
+        merged["init_args"] = {**merged.get("init_args", {}), **(part.get("init_args") or {})}
+    if not merged.get("class_path"):
+        raise ValueError(f"no {section}.class_path in recipes {[str(c) for c in configs]}")
+    merged["init_args"] = {**merged["init_args"], **(overrides or {})}
+    return merged
+
+
+def instantiate_section(section: dict[str, Any], base: type) -> Any:
+    """Build ``{class_path, init_args}`` through jsonargparse, the parser LightningCLI uses: unknown or
+    mistyped arguments fail the same way they fail on the command line."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(base, "obj", required=True)
+    return parser.instantiate(parser.parse_object({"obj": section})).obj

@@ -1,6 +1,7 @@
-"""Benchmark of the segmentation methods: protocol (training and evaluation runs), statistics
-(paired tests, calibration, uncertainty) and report writing, one module each."""
+"""Benchmark of the segmentation methods at equal compute: profile, protocol (training and evaluation
+runs, one result file each), statistics, calibration and the report, one module each."""
 
-from unisegdiff.benchmark.protocol import BenchProfile, MethodResult, evaluate, run_benchmark
+from unisegdiff.benchmark.profile import BenchProfile
+from unisegdiff.benchmark.protocol import Benchmark
 
-__all__ = ["BenchProfile", "MethodResult", "evaluate", "run_benchmark"]
+__all__ = ["Benchmark", "BenchProfile"]

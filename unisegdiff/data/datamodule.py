@@ -116,7 +116,9 @@ class LesionDataModule(L.LightningDataModule):
         registry: a YAML whose entries merge over ``configs/data/registry.yaml``.
         image_size / channels: every sample is resized to (channels, image_size, image_size).
         batch_size / num_workers: DataLoader settings (persistent workers when num_workers > 0).
-        seed: seeds the splits (per dataset, from sorted stems), sampling and augmentation.
+        seed: seeds sampling and augmentation, and the splits unless ``split_seed`` is given.
+        split_seed: seeds the splits (per dataset, from sorted stems) and the phantoms' content; keeping it
+            fixed while ``seed`` varies trains several seeds on the same split (the benchmark does so).
         val_fraction / test_fraction: split shares when a dataset has no ``splits.json``.
         augment: MONAI flips / affine / intensity jitter on the train split only.
         balanced_sampling: each dataset equally likely per draw (times ``dataset_weights``), whatever its size;
@@ -132,7 +134,8 @@ class LesionDataModule(L.LightningDataModule):
                  image_size: int = 128, channels: int = 3, batch_size: int = 8, num_workers: int = 2, seed: int = 0,
                  val_fraction: float = 0.15, test_fraction: float = 0.15, augment: bool = True,
                  balanced_sampling: bool = True, dataset_weights: dict[str, float] | None = None, cache: bool = True,
-                 max_per_dataset: int | None = None, phantom_samples: int = 48, split_dir: str | None = None):
+                 max_per_dataset: int | None = None, phantom_samples: int = 48, split_dir: str | None = None,
+                 split_seed: int | None = None):
         super().__init__()
         if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
             raise ValueError(f"val_fraction={val_fraction} and test_fraction={test_fraction} must be in [0, 1) with a sum below 1")
@@ -144,6 +147,7 @@ class LesionDataModule(L.LightningDataModule):
         self.root, self.registry_path = root, registry
         self.image_size, self.channels, self.batch_size, self.num_workers = image_size, channels, batch_size, num_workers
         self.seed, self.val_fraction, self.test_fraction = seed, val_fraction, test_fraction
+        self.split_seed = seed if split_seed is None else split_seed
         self.augment, self.balanced_sampling, self.dataset_weights = augment, balanced_sampling, dataset_weights
         self.cache, self.max_per_dataset, self.phantom_samples, self.split_dir = cache, max_per_dataset, phantom_samples, split_dir
         self.selected = list(datasets) if datasets else None
@@ -163,7 +167,7 @@ class LesionDataModule(L.LightningDataModule):
                 if self.selected and style not in self.selected:
                     continue
                 spec = registry[style]
-                refs[style] = {f"{style.removeprefix('phantom_')}_{i:04d}": SampleRef(style, f"{style.removeprefix('phantom_')}_{i:04d}", spec, phantom_index=i, phantom_seed=self.seed)
+                refs[style] = {f"{style.removeprefix('phantom_')}_{i:04d}": SampleRef(style, f"{style.removeprefix('phantom_')}_{i:04d}", spec, phantom_index=i, phantom_seed=self.split_seed)
                                for i in range(self.phantom_samples)}
         else:
             folders = dataset_folders(self.root)
@@ -211,15 +215,15 @@ class LesionDataModule(L.LightningDataModule):
                 raise DataError(where, "empty dataset: no image/mask pairs", "add pairs or leave the dataset out with `datasets`")
             splits_file = Path(self.root) / spec.folder / SPLITS_FILE if self.root else None
             if splits_file is not None and splits_file.is_file():
-                parts = carve_val(read_splits_file(splits_file, stems), name, self.seed, self.val_fraction, spec.group_of)
+                parts = carve_val(read_splits_file(splits_file, stems), name, self.split_seed, self.val_fraction, spec.group_of)
             else:
-                parts = split_stems(stems, name, self.seed, self.val_fraction, self.test_fraction, spec.group_of, where)
+                parts = split_stems(stems, name, self.split_seed, self.val_fraction, self.test_fraction, spec.group_of, where)
             result[name] = cap_splits(parts, self.max_per_dataset, self.val_fraction, self.test_fraction)
         self._splits = result
         return result
 
     def split_settings(self) -> dict[str, Any]:
-        return {"root": self.root, "seed": self.seed, "val_fraction": self.val_fraction, "test_fraction": self.test_fraction,
+        return {"root": self.root, "seed": self.split_seed, "val_fraction": self.val_fraction, "test_fraction": self.test_fraction,
                 "max_per_dataset": self.max_per_dataset, "phantom_samples": self.phantom_samples if self.root is None else None}
 
     # --- Lightning hooks ------------------------------------------------------------------------
@@ -234,6 +238,11 @@ class LesionDataModule(L.LightningDataModule):
             refs = [self._discover()[name][stem] for name in sorted(splits) for stem in sorted(splits[name][split])]
             transform = train_augmentation(self.image_size, self.seed) if (split == "train" and self.augment) else None
             self._datasets[split] = LesionSampleDataset(refs, self.image_size, self.channels, transform, self.cache, max(1, self.num_workers))
+
+    def all_samples_dataset(self) -> LesionSampleDataset:
+        """Every pair of the selected datasets, unsplit and unaugmented (scoring a trained model on an external root)."""
+        refs = [ref for name, by_stem in sorted(self._discover().items()) for _, ref in sorted(by_stem.items())]
+        return LesionSampleDataset(refs, self.image_size, self.channels, None, self.cache, max(1, self.num_workers))
 
     def split_dataset(self, split: str) -> LesionSampleDataset:
         """The dataset of one split (set up on demand)."""

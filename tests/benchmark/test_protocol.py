@@ -1,0 +1,95 @@
+"""The benchmark v2 protocol end to end on phantoms with tiny budgets: equal train steps, the same test
+images for every (method, seed), resumable result files, an external root, deterministic reruns."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from unisegdiff.benchmark import Benchmark, BenchProfile
+from unisegdiff.data.phantoms import write_phantom_root
+
+TINY = dict(image_size=32, batch_size=4, num_workers=0, budget_steps=4, num_samples=1, max_per_dataset=12, eval_batch_size=8,
+            speed_min_seconds=0.1, profile_points=3, model_overrides={"eps": {"sampling_steps": 4}})
+DATASETS = ["phantom_ct", "phantom_mr"]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """Two seeds of every method, scored on the held-out phantoms and on an external phantom root."""
+    tmp = tmp_path_factory.mktemp("bench")
+    external = write_phantom_root(tmp / "hospital_b", n_per_dataset=3, size=32, seed=7)
+    folder = sorted(p.name for p in external.iterdir() if p.is_dir() and "ct" in p.name)[0]
+    profile = BenchProfile(seeds=[0, 1], methods=["unet", "staged", "eps", "unet_walltime"], **TINY)
+    bench = Benchmark(profile, None, tmp / "out", tmp / "work", "tiny", DATASETS, {"hospital_b": (str(external), {folder: "phantom_ct"})})
+    written = bench.run()
+    return bench, written
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_every_method_and_seed_has_a_result_at_equal_steps(finished):
+    bench, written = finished
+    assert len(written) == 8 and sorted(written) == bench.result_files()
+    runs = {(r["method"], r["seed"]): r for r in map(_load, written)}
+    for seed in (0, 1):
+        assert runs[("unet", seed)]["train"]["steps"] == 4
+        for method in ("staged", "eps"):  # phase 1 + phase 2 = the U-Net's budget
+            train = runs[(method, seed)]["train"]
+            assert (train["phase1_steps"], train["phase2_steps"], train["steps"]) == (2, 2, 4)
+        assert runs[("unet_walltime", seed)]["train"]["steps"] >= 1
+    stems = {key: [(i["dataset"], i["stem"]) for i in r["images"]] for key, r in runs.items()}
+    assert len(set(map(tuple, stems.values()))) == 1  # one split for every seed: paired statistics are possible
+    assert len(stems[("unet", 0)]) == 4 and {d for d, _ in stems[("unet", 0)]} == set(DATASETS)
+    staged = runs[("staged", 0)]
+    assert staged["inference"]["calls_per_sample"] == 8 and runs[("eps", 0)]["inference"]["calls_per_sample"] == 4
+    assert 0 <= staged["pixel"]["phantom_ct"]["ece"] <= 1 and len(staged["pixel"]["phantom_ct"]["reliability"]["count"]) == 15
+    assert staged["speed_subset"]["calls_per_sample"] == 8 and runs[("eps", 0)]["speed_subset_ddpm1000"]["calls_per_sample"] == 1000
+    assert "speed_subset" not in runs[("staged", 1)] and len(staged["timestep_profile"]) == 3
+    assert staged["run_record"]["cpu_model"] and staged["run_record"]["threads"] >= 1
+    ext = staged["external"]["hospital_b"]
+    assert len(ext["images"]) == 3 and {i["dataset"] for i in ext["images"]} == {"phantom_ct"}
+
+
+def test_rerun_skips_finished_runs_and_refuses_other_settings(finished):
+    bench, written = finished
+    stamp = {p: p.stat().st_mtime_ns for p in written}
+    assert bench.run() == [] and all(p.stat().st_mtime_ns == t for p, t in stamp.items())
+    other = Benchmark(BenchProfile(seeds=[0], methods=["unet"], **{**TINY, "budget_steps": 6}), None, bench.out, bench.work, "tiny", DATASETS)
+    with pytest.raises(ValueError, match=r"unet/seed0.json was made with other settings"):
+        other.run()
+
+
+def test_deterministic_reruns_give_identical_numbers(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        profile = BenchProfile(seeds=[3], methods=["unet", "staged"], deterministic=True, **TINY)
+        bench = Benchmark(profile, None, tmp_path / name, tmp_path / f"work_{name}", "tiny", ["phantom_ct"])
+        runs.append([_load(p) for p in bench.run()])
+    for first, second in zip(*runs):
+        assert first["precision"] == "32-true"
+        assert [i["dice"] for i in first["images"]] == [i["dice"] for i in second["images"]]
+        assert first["pixel"] == second["pixel"]
+
+
+def test_profile_rejects_unknown_keys_methods_and_precisions(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("image_size: 64\nsteps: 3\n")
+    with pytest.raises(ValueError, match="unknown keys"):
+        BenchProfile.from_yaml(bad)
+    with pytest.raises(ValueError, match="unknown methods"):
+        BenchProfile(methods=["unet", "medsegdiff"])
+    with pytest.raises(ValueError, match="unet_walltime needs the staged method"):
+        BenchProfile(methods=["unet", "unet_walltime"])
+    with pytest.raises(ValueError, match="precision 'fp8'"):
+        Benchmark(BenchProfile(precision="fp8"), None, tmp_path / "o", tmp_path / "w", "x", ["phantom_ct"])
+
+
+@pytest.mark.parametrize("name", ["quick", "standard", "full"])
+def test_shipped_profiles_load_and_use_the_recipes(name):
+    root = Path(__file__).parents[2] / "configs" / "benchmark"
+    profile = BenchProfile.from_yaml(root / f"{name}.yaml")
+    assert profile.phase1_steps + profile.phase2_steps == profile.budget_steps
+    assert name != "standard" or len(profile.seeds) >= 3

@@ -1,0 +1,83 @@
+"""Benchmark profiles (configs/benchmark/<name>.yaml): the budget, seeds and methods of a comparison;
+the models themselves come from the recipes in configs/unisegdiff/, composed with the profile's overrides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+METHODS = ("unet", "staged", "eps", "unet_walltime")
+DIFFUSION_METHODS = ("staged", "eps")
+DEFAULT_RECIPES = {"unet": "unisegdiff/unet", "condition": "unisegdiff/condition", "staged": "unisegdiff/staged", "eps": "unisegdiff/eps_only"}
+
+
+@dataclass
+class BenchProfile:
+    """One comparison at equal compute.
+
+    ``budget_steps`` optimizer steps at ``batch_size`` go to every method: the U-Net trains them all; the
+    diffusion methods spend ``phase1_fraction`` of them on the condition network (phase 1, shared by staged
+    and eps of one seed) and the rest on the denoiser. ``unet_walltime`` trains the U-Net for the staged
+    model's measured train wall time instead. Every seed trains on the same split (``split_seed``).
+    """
+
+    image_size: int = 128
+    batch_size: int = 8
+    num_workers: int = 2
+    budget_steps: int = 600
+    phase1_fraction: float = 0.5
+    seeds: list[int] = field(default_factory=lambda: [0])
+    methods: list[str] = field(default_factory=lambda: ["unet", "staged", "eps"])
+    lr: float = 2e-3  # every model, so optimizer settings are equal too
+    num_samples: int = 2  # K samples per image for the diffusion methods
+    recipes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RECIPES))
+    data_recipe: str = "data/lesion2d"
+    model_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> init_args over its recipe
+    max_per_dataset: int | None = None
+    split_seed: int = 0
+    eval_batch_size: int = 16
+    ddpm_subset_per_dataset: int = 1  # eps DDPM-1000 vs staged, side by side, on this many test images per dataset
+    speed_min_seconds: float = 20.0  # the staged side-by-side pass repeats until this much time was measured
+    profile_points: int = 12
+    precision: str = "32-true"  # Lightning precision for training; inference runs under the matching autocast
+    deterministic: bool = False  # fp32 and deterministic algorithms: two same-seed runs give identical numbers
+    min_images: int = 30  # the headline macro averages only datasets with at least this many test images
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.methods) - set(METHODS))
+        if unknown:
+            raise ValueError(f"benchmark profile: unknown methods {unknown}; choose from {METHODS}")
+        if "unet_walltime" in self.methods and "staged" not in self.methods:
+            raise ValueError("benchmark profile: unet_walltime needs the staged method (it trains for the staged model's wall time)")
+        if self.budget_steps < 2 or not 0 < self.phase1_fraction < 1:
+            raise ValueError(f"benchmark profile: budget_steps must be >= 2 and phase1_fraction in (0, 1), got {self.budget_steps}, {self.phase1_fraction}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"benchmark profile: seeds must be a non-empty list of distinct integers, got {self.seeds}")
+        missing = sorted(set(DEFAULT_RECIPES) - set(self.recipes))
+        if missing:
+            raise ValueError(f"benchmark profile: recipes lacks {missing}")
+        if self.deterministic:
+            self.precision = "32-true"
+
+    @property
+    def phase1_steps(self) -> int:
+        return max(1, round(self.budget_steps * self.phase1_fraction))
+
+    @property
+    def phase2_steps(self) -> int:
+        return self.budget_steps - self.phase1_steps
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "BenchProfile":
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"benchmark profile {path}: unknown keys {sorted(unknown)}; allowed: {sorted(cls.__dataclass_fields__)}")
+        return cls(**data)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

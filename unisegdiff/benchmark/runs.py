@@ -1,0 +1,99 @@
+"""One training run and one evaluation pass of the benchmark: a model trained for a fixed number of
+optimizer steps (or a wall time), then scored image by image with its pixel calibration.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from unisegdiff.benchmark.calibration import PixelCalibration
+from unisegdiff.inference import inference_autocast
+from unisegdiff.metrics import per_sample_metrics
+
+
+def make_trainer(max_steps: int, ckpt_dir: Path, precision: str, deterministic: bool, max_time: float | None = None) -> L.Trainer:
+    """A bare training run: no validation, no logger, ``ckpt_dir/last.ckpt`` at the end."""
+    # no version counter: a stale last.ckpt must be replaced, never kept beside a new last-v1.ckpt
+    checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, enable_version_counter=False)
+    return L.Trainer(accelerator="auto", devices=1, max_steps=max_steps, max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0,
+                     max_time=None if max_time is None else datetime.timedelta(seconds=max_time),
+                     logger=False, callbacks=[checkpoint], enable_model_summary=False, enable_progress_bar=True,
+                     deterministic=deterministic, precision=precision)
+
+
+def train(model: L.LightningModule, dm: L.LightningDataModule, steps: int, ckpt_dir: Path, seed: int, precision: str,
+          deterministic: bool = False, max_time: float | None = None) -> dict[str, Any]:
+    """Fit for ``steps`` optimizer steps (``-1`` with ``max_time``: until that many seconds passed).
+
+    Returns the steps actually taken and the wall time; ``ckpt_dir/last.ckpt`` is this run's final checkpoint.
+    """
+    (ckpt_dir / "last.ckpt").unlink(missing_ok=True)
+    L.seed_everything(seed, workers=True)
+    trainer = make_trainer(steps, ckpt_dir, precision, deterministic, max_time)
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=dm)
+    seconds = time.perf_counter() - start
+    if not (ckpt_dir / "last.ckpt").is_file():
+        raise RuntimeError(f"training wrote no {ckpt_dir / 'last.ckpt'}")
+    return {"steps": int(trainer.global_step), "seconds": seconds}
+
+
+def _predict(model, image: torch.Tensor, batch: dict, precision: str, sampling: dict):
+    with inference_autocast(precision, model.device.type):
+        return model.predict_fused(image, generator=model._eval_generator(batch), **sampling)
+
+
+@torch.inference_mode()
+def evaluate_images(model, dataset: Dataset, batch_size: int, precision: str, scheduler=None, min_seconds: float = 0.0) -> dict[str, Any]:
+    """Per-image Dice/IoU/HD95 and mean uncertainty, pixel calibration per dataset, and seconds per image.
+
+    Timing covers model inference only, after an untimed warm-up at the batch shape (the first call of a
+    shape pays for kernel selection). With ``min_seconds`` the pass is repeated, timed only, until that
+    much inference time was measured: a short pass is noisy to time.
+    """
+    model.eval()
+    sampling = {} if scheduler is None else {"scheduler": scheduler}  # a diffusion model's sampler for this pass
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    rows: list[dict[str, Any]] = []
+    pixel: dict[str, PixelCalibration] = {}
+    first = next(iter(loader))
+    with inference_autocast(precision, model.device.type):
+        model.warm_up(first["image"].to(model.device))
+    seconds, timed, passes = 0.0, 0, 0
+    while passes == 0 or seconds < min_seconds:
+        for batch in loader:
+            image = batch["image"].to(model.device)
+            start = time.perf_counter()
+            fused = _predict(model, image, batch, precision, sampling)
+            seconds += time.perf_counter() - start
+            timed += image.shape[0]
+            if passes:
+                continue
+            prob, mask, unc = fused.probability.float().cpu(), fused.mask.cpu(), fused.uncertainty.float().cpu()
+            scores = per_sample_metrics(mask, batch["mask"])
+            for i, (name, stem) in enumerate(zip(batch["dataset"], batch["stem"])):
+                hd95 = float(scores[i, 2])
+                rows.append({"dataset": name, "stem": stem, "dice": float(scores[i, 0]), "iou": float(scores[i, 1]),
+                             "hd95": None if hd95 != hd95 else hd95, "uncertainty": float(unc[i].mean())})
+                pixel.setdefault(name, PixelCalibration()).update(prob[i:i + 1], batch["mask"][i:i + 1], unc[i:i + 1])
+        passes += 1
+    return {"images": rows, "pixel": {name: {**cal.compute(), "reliability": cal.reliability()} for name, cal in sorted(pixel.items())},
+            "seconds_per_image": seconds / max(timed, 1), "count": len(rows)}
+
+
+def per_dataset_subset(dataset, per_dataset: int) -> Subset:
+    """The first ``per_dataset`` images of each dataset (a fixed subset for the slow side-by-side timing)."""
+    taken: dict[str, int] = {}
+    index = []
+    for i, name in enumerate(dataset.dataset_of_sample):
+        if taken.get(name, 0) < per_dataset:
+            taken[name] = taken.get(name, 0) + 1
+            index.append(i)
+    return Subset(dataset, index)
