@@ -93,3 +93,21 @@ def test_shipped_profiles_load_and_use_the_recipes(name):
     profile = BenchProfile.from_yaml(root / f"{name}.yaml")
     assert profile.phase1_steps + profile.phase2_steps == profile.budget_steps
     assert name != "standard" or len(profile.seeds) >= 3
+
+
+def test_variants_are_methods_with_their_own_recipe_overrides_and_phase_split(tmp_path):
+    variants = {"staged_joint": {"recipe": "staged", "phase1_fraction": 0.0,
+                                 "overrides": {"freeze_condition": False, "denoiser_trains_condition": False}},
+                "staged_frozen_no_phase1": {"recipe": "staged", "phase1_fraction": 0.0}}
+    profile = BenchProfile(seeds=[0], methods=["staged_joint"], variants=variants, **TINY)
+    bench = Benchmark(profile, None, tmp_path / "out", tmp_path / "work", "tiny", ["phantom_ct"])
+    run = _load(bench.run()[0])
+    assert (run["train"]["phase1_steps"], run["train"]["phase2_steps"], run["train"]["steps"]) == (0, 4, 4)
+    assert run["settings"]["model"]["init_args"]["freeze_condition"] is False
+    assert all(0 <= row["condition_dice"] <= 1 for row in run["images"])  # phase 2 vs the segmentation it starts from
+    frozen = Benchmark(BenchProfile(seeds=[0], methods=["staged_frozen_no_phase1"], variants=variants, **TINY), None,
+                       tmp_path / "out", tmp_path / "work", "tiny", ["phantom_ct"])
+    with pytest.raises(ValueError, match="without phase 1 the condition network must train in phase 2"):
+        frozen.run()
+    with pytest.raises(ValueError, match="variant 'unet' needs a new name"):
+        BenchProfile(variants={"unet": {"recipe": "unet"}})

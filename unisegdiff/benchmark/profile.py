@@ -23,6 +23,10 @@ class BenchProfile:
     diffusion methods spend ``phase1_fraction`` of them on the condition network (phase 1, shared by staged
     and eps of one seed) and the rest on the denoiser. ``unet_walltime`` trains the U-Net for the staged
     model's measured train wall time instead. Every seed trains on the same split (``split_seed``).
+
+    ``variants`` adds methods for ablations: ``{name: {recipe: staged|eps|unet, overrides: {...},
+    phase1_fraction: f}}`` (overrides over the recipe's init_args; phase1_fraction 0 trains the condition
+    network inside phase 2 from scratch, which needs ``freeze_condition: false``).
     """
 
     image_size: int = 128
@@ -37,6 +41,7 @@ class BenchProfile:
     recipes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RECIPES))
     data_recipe: str = "data/lesion2d"
     model_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> init_args over its recipe
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # ablation methods, see the class docstring
     max_per_dataset: int | None = None
     split_seed: int = 0
     eval_batch_size: int = 16
@@ -48,9 +53,16 @@ class BenchProfile:
     min_images: int = 30  # the headline macro averages only datasets with at least this many test images
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.methods) - set(METHODS))
+        for name, spec in self.variants.items():
+            bad = set(spec) - {"recipe", "overrides", "phase1_fraction"}
+            if name in METHODS or bad or spec.get("recipe") not in ("unet", *DIFFUSION_METHODS):
+                raise ValueError(f"benchmark profile: variant {name!r} needs a new name, a recipe among unet/staged/eps and only "
+                                 f"the keys recipe/overrides/phase1_fraction, got {spec}")
+            if not 0 <= spec.get("phase1_fraction", 0.5) < 1:
+                raise ValueError(f"benchmark profile: variant {name!r} phase1_fraction must lie in [0, 1)")
+        unknown = sorted(set(self.methods) - set(METHODS) - set(self.variants))
         if unknown:
-            raise ValueError(f"benchmark profile: unknown methods {unknown}; choose from {METHODS}")
+            raise ValueError(f"benchmark profile: unknown methods {unknown}; choose from {METHODS} or define them under variants")
         if "unet_walltime" in self.methods and "staged" not in self.methods:
             raise ValueError("benchmark profile: unet_walltime needs the staged method (it trains for the staged model's wall time)")
         if self.budget_steps < 2 or not 0 < self.phase1_fraction < 1:
@@ -70,6 +82,19 @@ class BenchProfile:
     @property
     def phase2_steps(self) -> int:
         return self.budget_steps - self.phase1_steps
+
+    def recipe_of(self, method: str) -> str:
+        """The recipe key (unet / staged / eps) a method is built from."""
+        return self.variants[method]["recipe"] if method in self.variants else {"unet_walltime": "unet"}.get(method, method)
+
+    def overrides_of(self, method: str) -> dict[str, Any]:
+        return {**self.model_overrides.get(method, {}), **self.variants.get(method, {}).get("overrides", {})}
+
+    def phase1_steps_of(self, method: str) -> int:
+        """Phase-1 steps of a diffusion method (0: none, the condition network trains inside phase 2)."""
+        if method in self.variants and "phase1_fraction" in self.variants[method]:
+            return round(self.budget_steps * self.variants[method]["phase1_fraction"])
+        return self.phase1_steps
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "BenchProfile":

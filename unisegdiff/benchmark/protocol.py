@@ -52,8 +52,8 @@ class Benchmark:
 
     def model_section(self, method: str, condition_ckpt: str | None = None) -> dict[str, Any]:
         p = self.profile
-        recipe = {"unet_walltime": "unet"}.get(method, method)
-        overrides: dict[str, Any] = {"lr": p.lr, **p.model_overrides.get(method, {})}
+        recipe = p.recipe_of(method)
+        overrides: dict[str, Any] = {"lr": p.lr, **p.overrides_of(method)}
         if recipe in DIFFUSION_METHODS:
             overrides = {"num_samples": p.num_samples, "condition_ckpt": condition_ckpt, **overrides}
         return compose_section([p.recipes[recipe]], "model", overrides)
@@ -63,9 +63,12 @@ class Benchmark:
         p = self.profile.as_dict()
         for key in ("seeds", "methods", "speed_min_seconds", "profile_points", "eval_batch_size", "min_images", "ddpm_subset_per_dataset"):
             p.pop(key)
-        recipe = {"unet_walltime": "unet"}.get(method, method)
+        recipe = self.profile.recipe_of(method)
         # only what this method's run depends on: tuning the staged recipe keeps the U-Net's results valid
-        p["model_overrides"] = p["model_overrides"].get(method, {})
+        p["model_overrides"] = self.profile.overrides_of(method)
+        p.pop("variants")
+        if recipe in DIFFUSION_METHODS:
+            p["phase1_fraction"] = self.profile.phase1_steps_of(method) / self.profile.budget_steps
         p["recipes"] = {k: v for k, v in p["recipes"].items() if k == recipe or (k == "condition" and recipe in DIFFUSION_METHODS)}
         if recipe not in DIFFUSION_METHODS:
             p.pop("phase1_fraction"), p.pop("num_samples")
@@ -104,11 +107,11 @@ class Benchmark:
                 written.append(self.run_one(method, seed))
         return written
 
-    def phase1(self, seed: int) -> tuple[str, dict[str, Any]]:
-        """The seed's condition network (phase 1), trained once and shared by the staged and eps runs."""
-        ckpt_dir = self.work / "condition" / f"seed{seed}"
+    def phase1(self, seed: int, steps: int) -> tuple[str, dict[str, Any]]:
+        """The seed's condition network (phase 1), trained once and shared by the diffusion runs of that length."""
+        ckpt_dir = self.work / "condition" / f"seed{seed}_steps{steps}"
         stamp = ckpt_dir / "phase1.json"
-        wanted = {"steps": self.profile.phase1_steps, "settings": self.settings("unet"),
+        wanted = {"steps": steps, "settings": self.settings("unet"),
                   "condition": compose_section([self.profile.recipes["condition"]], "model", {"lr": self.profile.lr})}
         if stamp.is_file() and (ckpt_dir / "last.ckpt").is_file():
             stored = json.loads(stamp.read_text())
@@ -116,7 +119,7 @@ class Benchmark:
                 return str(ckpt_dir / "last.ckpt"), stored["train"]
         L.seed_everything(seed, workers=True)  # weights initialized from the seed, not from whatever ran before
         model = instantiate_section(wanted["condition"], L.LightningModule)
-        info = train(model, self.datamodule(seed), self.profile.phase1_steps, ckpt_dir, seed, self.profile.precision, self.profile.deterministic)
+        info = train(model, self.datamodule(seed), steps, ckpt_dir, seed, self.profile.precision, self.profile.deterministic)
         write_json_atomic({"wanted": wanted, "train": info}, stamp)
         return str(ckpt_dir / "last.ckpt"), info
 
@@ -124,7 +127,9 @@ class Benchmark:
         p = self.profile
         if p.deterministic:
             torch.use_deterministic_algorithms(True)
-        condition, phase1 = self.phase1(seed) if method in DIFFUSION_METHODS else (None, None)
+        diffusion = p.recipe_of(method) in DIFFUSION_METHODS
+        phase1_steps = p.phase1_steps_of(method) if diffusion else 0
+        condition, phase1 = self.phase1(seed, phase1_steps) if phase1_steps else (None, None)
         L.seed_everything(seed, workers=True)  # weights initialized from the seed, not from whatever ran before
         model = instantiate_section(self.model_section(method, condition), L.LightningModule)
         dm = self.datamodule(seed)
@@ -135,8 +140,11 @@ class Benchmark:
                 raise RuntimeError(f"unet_walltime seed {seed} needs the staged result of that seed first")
             info = train(model, dm, -1, ckpt_dir, seed, p.precision, p.deterministic, max_time=staged["train"]["seconds"])
         else:
-            info = train(model, dm, p.phase2_steps if phase1 else p.budget_steps, ckpt_dir, seed, p.precision, p.deterministic)
-        train_block = {"steps": info["steps"], "seconds": info["seconds"], "batch_size": p.batch_size}
+            if diffusion and not phase1 and model.hparams.freeze_condition:
+                raise ValueError(f"{method}: without phase 1 the condition network must train in phase 2; set freeze_condition: false")
+            info = train(model, dm, p.budget_steps - phase1_steps, ckpt_dir, seed, p.precision, p.deterministic)
+        train_block = {"steps": info["steps"], "seconds": info["seconds"], "batch_size": p.batch_size,
+                       "phase1_steps": 0, "phase2_steps": info["steps"]} if diffusion else {"steps": info["steps"], "seconds": info["seconds"], "batch_size": p.batch_size}
         if phase1:
             train_block = {"steps": phase1["steps"] + info["steps"], "seconds": phase1["seconds"] + info["seconds"],
                            "phase1_steps": phase1["steps"], "phase2_steps": info["steps"], "batch_size": p.batch_size}
@@ -161,13 +169,13 @@ class Benchmark:
     def first_seed_extras(self, method: str, model, test_set, seed: int) -> dict[str, Any]:
         """Side-by-side speed on a fixed subset (staged vs eps DDPM-1000) and the timestep profile."""
         p, extras = self.profile, {}
-        if method in DIFFUSION_METHODS:
+        if p.recipe_of(method) in DIFFUSION_METHODS:
             subset = per_dataset_subset(test_set, p.ddpm_subset_per_dataset)
             scheduler = model.scheduler.set_timesteps(1000, "ddpm") if method == "eps" else None
             timed = evaluate_images(model, subset, p.eval_batch_size, p.precision, scheduler=scheduler,
-                                    min_seconds=p.speed_min_seconds if method == "staged" else 0.0)
+                                    min_seconds=p.speed_min_seconds if scheduler is None else 0.0)
             mean_dice = sum(r["dice"] for r in timed["images"]) / max(len(timed["images"]), 1)
-            key = "speed_subset" if method == "staged" else "speed_subset_ddpm1000"
+            key = "speed_subset" if scheduler is None else "speed_subset_ddpm1000"
             extras[key] = {"images": timed["count"], "seconds_per_image": timed["seconds_per_image"], "dice": mean_dice,
                            "calls_per_sample": 1000 if scheduler is not None else model.network_calls}
             batch = next(iter(torch.utils.data.DataLoader(test_set, batch_size=min(len(test_set), 32), shuffle=False)))

@@ -78,10 +78,15 @@ def evaluate_images(model, dataset: Dataset, batch_size: int, precision: str, sc
                 continue
             prob, mask, unc = fused.probability.float().cpu(), fused.mask.cpu(), fused.uncertainty.float().cpu()
             scores = per_sample_metrics(mask, batch["mask"])
+            # a diffusion model's condition network alone: whether phase 2 improves on the segmentation it starts from
+            condition = per_sample_metrics((model.condition_probability(image).cpu() > 0.5).float(), batch["mask"])[:, 0] \
+                if hasattr(model, "condition_probability") else None
             for i, (name, stem) in enumerate(zip(batch["dataset"], batch["stem"])):
                 hd95 = float(scores[i, 2])
                 rows.append({"dataset": name, "stem": stem, "dice": float(scores[i, 0]), "iou": float(scores[i, 1]),
                              "hd95": None if hd95 != hd95 else hd95, "uncertainty": float(unc[i].mean())})
+                if condition is not None:
+                    rows[-1]["condition_dice"] = float(condition[i])
                 pixel.setdefault(name, PixelCalibration()).update(prob[i:i + 1], batch["mask"][i:i + 1], unc[i:i + 1])
         passes += 1
     return {"images": rows, "pixel": {name: {**cal.compute(), "reliability": cal.reliability()} for name, cal in sorted(pixel.items())},

@@ -51,6 +51,9 @@ class StagedDiffusionSegmenter(SegmentationModule):
             weights itself, so test / predict / resume never need this file.
         freeze_condition: keep the condition network frozen (True) or fine-tune it with an auxiliary loss.
         condition_loss_weight: weight of the condition network's own Dice + BCE loss when fine-tuned.
+        denoiser_trains_condition: when fine-tuned, also let the diffusion loss flow into the condition network;
+            False trains it by its own loss only (the denoiser sees its features as fixed inputs), so it learns
+            exactly as a U-Net would and the denoiser can only add to it.
         num_samples: K samples per image at inference, fused by ``fusion`` (mean / staple).
         sampler, sampling_steps: the default inference scheduler: ``ddim`` or ``ddpm``; None follows the
             plan's per-stage steps, an int spaces that many steps over [0, T), a list gives the steps per
@@ -73,6 +76,7 @@ class StagedDiffusionSegmenter(SegmentationModule):
         condition_ckpt: str | None = None,
         freeze_condition: bool = True,
         condition_loss_weight: float = 1.0,
+        denoiser_trains_condition: bool = True,
         num_samples: int = 4,
         fusion: str = "mean",
         uncertainty: str = "entropy",
@@ -167,7 +171,10 @@ class StagedDiffusionSegmenter(SegmentationModule):
 
     def diffusion_loss(self, image: torch.Tensor, mask: torch.Tensor, t: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Expected staged loss over uniformly sampled t; each row is scored by its own stage."""
-        logits, feats = self.encode(image)
+        cond_logits, cond_feats = self.encode(image)
+        logits, feats = cond_logits, cond_feats
+        if not self.freeze_condition and not self.hparams.denoiser_trains_condition:
+            logits, feats = cond_logits.detach(), [f.detach() for f in cond_feats]
         x0 = mask * 2 - 1
         t = torch.randint(0, self.plan.num_timesteps, (x0.shape[0],), device=x0.device) if t is None else t.to(x0.device)
         noise = torch.randn_like(x0) if noise is None else noise
@@ -185,7 +192,7 @@ class StagedDiffusionSegmenter(SegmentationModule):
             logs[f"stage/{stage.name}"] = value.detach()
             logs.update({f"stage/{stage.name}/{n}": v.detach() for n, v in terms.items()})
         if not self.freeze_condition and self.hparams.condition_loss_weight > 0:
-            cond = self.dice(torch.sigmoid(logits), mask) + F.binary_cross_entropy_with_logits(logits, mask)
+            cond = self.dice(torch.sigmoid(cond_logits), mask) + F.binary_cross_entropy_with_logits(cond_logits, mask)
             loss = loss + self.hparams.condition_loss_weight * cond
             logs["condition"] = cond.detach()
         return loss, logs
@@ -237,6 +244,11 @@ class StagedDiffusionSegmenter(SegmentationModule):
     def predict_fused(self, image: torch.Tensor, generator: Generators = None, scheduler: StagedScheduler | None = None) -> FusedPrediction:
         samples = self.sample_masks(image, self.hparams.num_samples, generator, scheduler)
         return fuse_samples(samples, self.hparams.fusion, self.hparams.uncertainty)
+
+    @torch.inference_mode()
+    def condition_probability(self, image: torch.Tensor) -> torch.Tensor:
+        """The condition network's own segmentation (phase 1 alone): does phase 2 improve on it?"""
+        return torch.sigmoid(self.condition(image).float())
 
     @torch.inference_mode()
     def one_step_x0(self, image: torch.Tensor, mask: torch.Tensor, t: int, generator: torch.Generator | None = None) -> torch.Tensor:
