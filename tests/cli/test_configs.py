@@ -9,7 +9,7 @@ import yaml
 
 from unisegdiff.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOT_CLI = {"sweeps", "benchmark"}  # W&B sweep files and benchmark plans are tested by their own tools
 NOT_CLI_FILES = {"registry.yaml"}  # the dataset registry is data for LesionDataModule, not a CLI config
 CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if not NOT_CLI & set(p.parts) and p.name not in NOT_CLI_FILES)

@@ -52,7 +52,8 @@ def _phantoms(**kw):
     return LesionDataModule(root=None, datasets=["phantom_ct", "phantom_mr"], image_size=32, batch_size=4, phantom_samples=12, **kw)
 
 
-@pytest.mark.parametrize("workers", [0])  # with workers > 0 the resumed losses differ: open follow-up
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.xfail(
+    reason="issue 17 (exact resume): with data workers the resumed losses differ", strict=False))])
 def test_resume_from_last_checkpoint_continues_exactly(tmp_path, workers):
     # augmentation on: its seeds come from the sampler's epoch draw, so a resume replays them exactly
     steps = dict(limit_train_batches=3, limit_val_batches=0)
