@@ -55,6 +55,20 @@ def run_record(seed: int | None = None) -> dict:
     }
 
 
+class StageCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
+    """ModelCheckpoint writing into the trainer's ``default_root_dir`` unless ``dirpath`` is given, so one
+    callback list serves every stage config (configs/trainer/fit_defaults.yaml); no version counter: a rerun
+    replaces ``last.ckpt``, which the next phase loads, instead of leaving it stale beside ``last-v1.ckpt``."""
+
+    def __init__(self, *args, enable_version_counter: bool = False, **kwargs):
+        super().__init__(*args, enable_version_counter=enable_version_counter, **kwargs)
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.dirpath is None:
+            self.dirpath = trainer.default_root_dir
+        super().setup(trainer, pl_module, stage)
+
+
 class RunRecordCallback(L.Callback):
     """Writes ``run_record.json`` (seed, commit, versions) into the log directory at fit/test start."""
 

@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 from unisegdiff.checkpoint_cli import SETTINGS_KEYS, checkpoint_config, read_checkpoint
 from unisegdiff.cli_argv import expand_argv
+from unisegdiff.recipes import CONFIG_ROOT
 
 SECRET_WORDS = ("api_key", "apikey", "token", "secret", "password")
 PREDICT_CONFIG = "predict_config.yaml"  # predict's record inside its output folder, apart from fit's config.yaml
@@ -112,6 +113,9 @@ class UniSegDiffCLI(LightningCLI):
             self.trainer.callbacks.append(PredictionWriter())  # a training config's callback list replaced the writer
 
 
+FIT_DEFAULTS = CONFIG_ROOT / "trainer" / "fit_defaults.yaml"
+
+
 def build_cli(args: list[str] | None = None, run: bool = True) -> LightningCLI:
     os.environ.setdefault("WANDB_MODE", "offline")
     return UniSegDiffCLI(
@@ -125,4 +129,6 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> LightningCLI:
         args=args,
         run=run,
         auto_configure_optimizers=False,
+        # the callbacks every 2D stage shares, as data; a config's own trainer.callbacks replaces them
+        parser_kwargs={"fit": {"default_config_files": [str(p) for p in [FIT_DEFAULTS] if p.is_file()]}},
     )

@@ -48,3 +48,18 @@ def test_unknown_model_class_is_a_clear_error(capsys):
     with pytest.raises(SystemExit):
         main(["fit", "--model", "unisegdiff.models.NoSuchModel", "--print_config"])
     assert "NoSuchModel" in capsys.readouterr().err
+
+
+def test_stage_configs_share_the_fit_defaults_and_checkpoint_into_their_root_dir(tmp_path):
+    """configs/trainer/fit_defaults.yaml gives every 2D stage its callbacks; StageCheckpoint writes into default_root_dir."""
+    from unisegdiff.cli import main as cli_main
+
+    root = tmp_path / "stage"
+    cli_main(["fit", "--config", str(ROOT / "configs/unisegdiff/condition.yaml"), "--config", str(ROOT / "configs/data/phantoms.yaml"),
+              "--trainer.default_root_dir", str(root), "--trainer.logger", "false", "--trainer.max_epochs", "1",
+              "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
+              "--model.init_args.features", "[4, 8, 8, 16, 16, 4]", "--data.init_args.phantom_samples", "6",
+              "--data.init_args.image_size", "32", "--data.init_args.datasets", "[phantom_ct]"])
+    assert (root / "last.ckpt").is_file() and (root / "best.ckpt").is_file() and (root / "run_record.json").is_file()
+    pasted = [p.name for p in (ROOT / "configs" / "unisegdiff").glob("*.yaml") if "StageCheckpoint" in p.read_text() or "ModelCheckpoint" in p.read_text()]
+    assert sorted(pasted) == ["demo.yaml", "demo_condition.yaml"]  # only the demo keeps its own (shorter) figure interval
