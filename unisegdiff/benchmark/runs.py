@@ -18,13 +18,32 @@ from unisegdiff.inference import inference_autocast
 from unisegdiff.metrics import per_sample_metrics
 
 
+class StepPrinter(L.Callback):
+    """One line every ``every`` optimizer steps (step, loss, seconds per step): progress of a long run in a log file,
+    where the progress bar shows nothing."""
+
+    def __init__(self, every: int = 100):
+        self.every, self.start = every, None
+
+    def on_train_start(self, trainer, pl_module):
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        step = trainer.global_step
+        if step % self.every == 0 and step > 0:
+            loss = trainer.callback_metrics.get("train/loss")
+            rate = (time.perf_counter() - self.start) / step
+            print(f"[train] {type(pl_module).__name__} step {step}/{trainer.max_steps} loss {float(loss) if loss is not None else float('nan'):.4f} "
+                  f"{rate:.2f} s/step", flush=True)
+
+
 def make_trainer(max_steps: int, ckpt_dir: Path, precision: str, deterministic: bool, max_time: float | None = None) -> L.Trainer:
     """A bare training run: no validation, no logger, ``ckpt_dir/last.ckpt`` at the end."""
     # no version counter: a stale last.ckpt must be replaced, never kept beside a new last-v1.ckpt
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, enable_version_counter=False)
     return L.Trainer(accelerator="auto", devices=1, max_steps=max_steps, max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0,
                      max_time=None if max_time is None else datetime.timedelta(seconds=max_time),
-                     logger=False, callbacks=[checkpoint], enable_model_summary=False, enable_progress_bar=True,
+                     logger=False, callbacks=[checkpoint, StepPrinter()], enable_model_summary=False, enable_progress_bar=False,
                      deterministic=deterministic, precision=precision)
 
 
