@@ -99,9 +99,12 @@ def test_variants_are_methods_with_their_own_recipe_overrides_and_phase_split(tm
     variants = {"staged_joint": {"recipe": "staged", "phase1_fraction": 0.0,
                                  "overrides": {"freeze_condition": False, "denoiser_trains_condition": False}},
                 "staged_frozen_no_phase1": {"recipe": "staged", "phase1_fraction": 0.0}}
-    profile = BenchProfile(seeds=[0], methods=["staged_joint"], variants=variants, **TINY)
+    profile = BenchProfile(seeds=[0], methods=["staged_joint"], variants=variants, **TINY,
+                           inference_variants={"one_call": {"sampling_steps": [0, 0, 1], "num_samples": 2}})
     bench = Benchmark(profile, None, tmp_path / "out", tmp_path / "work", "tiny", ["phantom_ct"])
     run = _load(bench.run()[0])
+    one_call = run["inference_variants"]["one_call"]  # the same trained model, sampled in one denoiser call, K = 2
+    assert one_call["calls_per_sample"] == 1 and one_call["num_samples"] == 2 and len(one_call["images"]) == len(run["images"])
     assert (run["train"]["phase1_steps"], run["train"]["phase2_steps"], run["train"]["steps"]) == (0, 4, 4)
     assert run["settings"]["model"]["init_args"]["freeze_condition"] is False
     assert all(0 <= row["condition_dice"] <= 1 for row in run["images"])  # phase 2 vs the segmentation it starts from

@@ -42,6 +42,9 @@ class BenchProfile:
     data_recipe: str = "data/lesion2d"
     model_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> init_args over its recipe
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # ablation methods, see the class docstring
+    # extra inference settings scored on every trained diffusion model (first seed only unless all_seeds):
+    # {name: {sampling_steps: int | [per stage] | null, sampler: ddim|ddpm, num_samples: K}}
+    inference_variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     max_per_dataset: int | None = None
     split_seed: int = 0
     eval_batch_size: int = 16
@@ -60,6 +63,9 @@ class BenchProfile:
                                  f"the keys recipe/overrides/phase1_fraction, got {spec}")
             if not 0 <= spec.get("phase1_fraction", 0.5) < 1:
                 raise ValueError(f"benchmark profile: variant {name!r} phase1_fraction must lie in [0, 1)")
+        for name, spec in self.inference_variants.items():
+            if set(spec) - {"sampling_steps", "sampler", "num_samples"}:
+                raise ValueError(f"benchmark profile: inference variant {name!r} takes sampling_steps/sampler/num_samples, got {spec}")
         unknown = sorted(set(self.methods) - set(METHODS) - set(self.variants))
         if unknown:
             raise ValueError(f"benchmark profile: unknown methods {unknown}; choose from {METHODS} or define them under variants")

@@ -71,7 +71,7 @@ class Benchmark:
             p["phase1_fraction"] = self.profile.phase1_steps_of(method) / self.profile.budget_steps
         p["recipes"] = {k: v for k, v in p["recipes"].items() if k == recipe or (k == "condition" and recipe in DIFFUSION_METHODS)}
         if recipe not in DIFFUSION_METHODS:
-            p.pop("phase1_fraction"), p.pop("num_samples")
+            p.pop("phase1_fraction"), p.pop("num_samples"), p.pop("inference_variants")
         model = self.model_section(method, condition_ckpt="<phase 1 of this seed>")
         return {"profile": p, "model": model, "root": self.root, "datasets": self.datasets,
                 "external": {k: [v[0], v[1]] for k, v in sorted(self.external.items())}}
@@ -158,6 +158,9 @@ class Benchmark:
                           "seconds_per_image": scored["seconds_per_image"], "images": scored["count"]},
             "run_record": {**run_record(seed), "cpu_model": cpu_model(), "threads": torch.get_num_threads()},
             "missing_datasets": self.missing, "splits": dm.describe()}
+        if p.recipe_of(method) in DIFFUSION_METHODS and p.inference_variants:
+            result["inference_variants"] = {
+                name: self.score_inference_variant(model, test_set, spec) for name, spec in p.inference_variants.items()}
         if seed == p.seeds[0]:
             result.update(self.first_seed_extras(method, model, test_set, seed))
         result["external"] = {name: self.score_external(model, root, mapping, seed) for name, (root, mapping) in self.external.items()}
@@ -183,6 +186,14 @@ class Benchmark:
                 extras["timestep_profile"] = timestep_profile(model.eval(), batch["image"], batch["mask"],
                                                               profile_timesteps(model.plan.num_timesteps, p.profile_points), seed=seed)
         return extras
+
+    def score_inference_variant(self, model, test_set, spec: dict[str, Any]) -> dict[str, Any]:
+        """The same trained model sampled another way (calls per stage, sampler, K): images, pixels, speed, calls."""
+        scheduler = model.scheduler.set_timesteps(spec.get("sampling_steps"), spec.get("sampler"))
+        scored = evaluate_images(model, test_set, self.profile.eval_batch_size, self.profile.precision, scheduler=scheduler,
+                                 num_samples=spec.get("num_samples"))
+        return {"spec": spec, "calls_per_sample": scheduler.network_calls, "num_samples": spec.get("num_samples") or model.hparams.num_samples,
+                "images": scored["images"], "pixel": scored["pixel"], "seconds_per_image": scored["seconds_per_image"]}
 
     def score_external(self, model, root: str, mapping: dict[str, str], seed: int) -> dict[str, Any]:
         """The trained model on every image of another canonical root (``mapping``: folder -> registry name)."""

@@ -70,7 +70,8 @@ def _predict(model, image: torch.Tensor, batch: dict, precision: str, sampling: 
 
 
 @torch.inference_mode()
-def evaluate_images(model, dataset: Dataset, batch_size: int, precision: str, scheduler=None, min_seconds: float = 0.0) -> dict[str, Any]:
+def evaluate_images(model, dataset: Dataset, batch_size: int, precision: str, scheduler=None, min_seconds: float = 0.0,
+                    num_samples: int | None = None) -> dict[str, Any]:
     """Per-image Dice/IoU/HD95 and mean uncertainty, pixel calibration per dataset, and seconds per image.
 
     Timing covers model inference only, after an untimed warm-up at the batch shape (the first call of a
@@ -78,7 +79,8 @@ def evaluate_images(model, dataset: Dataset, batch_size: int, precision: str, sc
     much inference time was measured: a short pass is noisy to time.
     """
     model.eval()
-    sampling = {} if scheduler is None else {"scheduler": scheduler}  # a diffusion model's sampler for this pass
+    # a diffusion model's sampler and sample count for this pass (the model's own settings stay untouched)
+    sampling = {k: v for k, v in (("scheduler", scheduler), ("num_samples", num_samples)) if v is not None}
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     rows: list[dict[str, Any]] = []
     pixel: dict[str, PixelCalibration] = {}

@@ -241,8 +241,10 @@ class StagedDiffusionSegmenter(SegmentationModule):
             t = torch.full((x.shape[0],), stage.start, device=x.device, dtype=torch.long)
             self.denoise(x, t, self.scheduler.stage_index(t), feats, logits)
 
-    def predict_fused(self, image: torch.Tensor, generator: Generators = None, scheduler: StagedScheduler | None = None) -> FusedPrediction:
-        samples = self.sample_masks(image, self.hparams.num_samples, generator, scheduler)
+    def predict_fused(self, image: torch.Tensor, generator: Generators = None, scheduler: StagedScheduler | None = None,
+                      num_samples: int | None = None) -> FusedPrediction:
+        """K samples (``num_samples`` or the model's default) fused into probability, mask and uncertainty."""
+        samples = self.sample_masks(image, num_samples or self.hparams.num_samples, generator, scheduler)
         return fuse_samples(samples, self.hparams.fusion, self.hparams.uncertainty)
 
     @torch.inference_mode()
