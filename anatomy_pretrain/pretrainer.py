@@ -17,6 +17,15 @@ from anatomy_pretrain.diagnostics import channel_decorrelation
 from unisegdiff.diffusion import from_x0_eps, make_schedule, q_sample
 
 
+# what a checkpoint meant when it lacks one of these (it was written before the hyper-parameter existed)
+LEGACY_HPARAMS = {"target": "x0", "decorrelation": 0.0, "skip_dropout": 0.0, "max_timestep": None}
+
+
+def stored_hparams(hparams: dict) -> dict:
+    """A pretrainer checkpoint's hyper-parameters with the legacy meaning of the ones it lacks."""
+    return {**LEGACY_HPARAMS, **hparams}
+
+
 class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
     """``pretext='diffusion'``: x_t = q_sample(x0, t, eps), the net predicts ``target`` (x0/eps/v) from x_t (noise-level
     blind: no timestep input, so the encoder stays a plain BasicUNet encoder). ``pretext='restorative'``: Models Genesis.
@@ -25,7 +34,11 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
     ``skip_dropout``: during training each U-Net skip (levels 0-3, per sample) is zeroed with this probability, so the
     decoder cannot rebuild the patch from the shallow skips alone and the deep encoder levels must carry it.
     ``decorrelation``: weight of the mean squared channel correlation of every encoder level added to the pretext loss
-    (against the low-rank, collapsed features a plain pretext leaves; see ``diagnostics.effective_rank``)."""
+    (against the low-rank, collapsed features a plain pretext leaves; see ``diagnostics.effective_rank``).
+
+    Defaults are the recommended recipe (reports/bench/anatomy.md): ``target='eps'`` and ``decorrelation=1.0``. They
+    used to be ``x0`` and ``0.0``: a checkpoint written before a hyper-parameter existed meant the old value
+    (``LEGACY_HPARAMS``), and :meth:`load_from_checkpoint` / :func:`stored_hparams` read it that way."""
 
     def __init__(
         self,
@@ -36,9 +49,9 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
         schedule: str = "cosine",
         num_timesteps: int = 1000,
         max_timestep: int | None = None,
-        target: Literal["x0", "eps", "v"] = "x0",
+        target: Literal["x0", "eps", "v"] = "eps",
         skip_dropout: float = 0.0,
-        decorrelation: float = 0.0,
+        decorrelation: float = 1.0,
         lr: float = 1e-3,
     ):
         super().__init__()
@@ -50,6 +63,15 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
         guide_channels = embedding_channels(num_frequencies) if guidance != "none" else 0
         self.net = GuidedUNet3D(features=features, guidance=guidance, guide_channels=guide_channels)
         self.schedule = make_schedule(schedule, num_timesteps)
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):
+        """Lightning's loader, with the legacy meaning of hyper-parameters an old checkpoint lacks (not today's defaults)."""
+        from unisegdiff.io import read_checkpoint
+
+        saved = read_checkpoint(checkpoint_path)["hyper_parameters"]
+        legacy = {k: v for k, v in LEGACY_HPARAMS.items() if k not in saved and k not in kwargs}
+        return super().load_from_checkpoint(checkpoint_path, *args, **legacy, **kwargs)
 
     def guide(self, batch: dict) -> torch.Tensor | None:
         """Sin/cos embedding of the batch's coordinate map (None without guidance)."""

@@ -95,10 +95,11 @@ def is_guided(arm: str) -> bool:
 
 def reusable(path: Path, reuse: bool, module_cls: type, expected: dict) -> bool:
     """True when ``--reuse`` and ``path`` exists; refuses a checkpoint trained with other settings than ``expected``
-    (a hyper-parameter missing from an older checkpoint counts as ``module_cls``'s default)."""
+    (a hyper-parameter missing from an older checkpoint counts as its legacy value, else ``module_cls``'s default)."""
     if not (reuse and path.is_file()):
         return False
     saved, params = read_checkpoint(path)["hyper_parameters"], inspect.signature(module_cls.__init__).parameters
+    saved = {**getattr(sys.modules[module_cls.__module__], "LEGACY_HPARAMS", {}), **saved}  # what an old checkpoint meant
     saved = {k: saved.get(k, params[k].default) for k in expected}
     differ = {k: (saved[k], v) for k, v in expected.items() if _plain(saved[k]) != _plain(v)}
     if differ:

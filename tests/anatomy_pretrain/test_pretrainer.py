@@ -81,7 +81,7 @@ def test_skip_dropout_drops_skips_only_in_training():
 
 def test_decorrelation_penalty_enters_the_pretext_loss():
     torch.manual_seed(0)
-    plain = AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance="none")
+    plain = AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance="none", decorrelation=0.0)
     decor = AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance="none", decorrelation=1.0)
     decor.load_state_dict(plain.state_dict())
     x = torch.rand(2, 1, 32, 32, 32) * 2 - 1
@@ -111,3 +111,29 @@ def test_module_checkpoint_is_written_atomically_and_reads_back(tmp_path):
     saved = read_checkpoint(path)
     assert saved["hyper_parameters"]["decorrelation"] == 0.5
     assert all(torch.equal(v, saved["state_dict"][k]) for k, v in model.state_dict().items())
+
+
+def test_defaults_are_the_recipe_and_old_checkpoints_keep_their_meaning(tmp_path):
+    """Defaults eps / decorrelation 1.0 (the measured recipe); a checkpoint lacking those hparams meant x0 / 0.0."""
+    import io
+
+    import lightning
+
+    from anatomy_pretrain.pretrainer import stored_hparams
+    from unisegdiff.io import read_checkpoint, write_bytes_atomic
+
+    model = AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance="none")
+    assert (model.hparams.target, model.hparams.decorrelation) == ("eps", 1.0)
+
+    def write(hparams: dict, name: str):
+        buffer = io.BytesIO()  # a Lightning-style checkpoint
+        torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams, "pytorch-lightning_version": lightning.__version__}, buffer)
+        return write_bytes_atomic(buffer.getvalue(), tmp_path / name)
+
+    new = write(dict(model.hparams), "new.ckpt")
+    old = write({k: v for k, v in model.hparams.items() if k not in ("target", "decorrelation")}, "old.ckpt")  # before they existed
+    loaded = AnatomyGuidedDiffusionPretrainer.load_from_checkpoint(old)
+    assert (loaded.hparams.target, loaded.hparams.decorrelation) == ("x0", 0.0)
+    assert stored_hparams(read_checkpoint(old)["hyper_parameters"])["target"] == "x0"
+    again = AnatomyGuidedDiffusionPretrainer.load_from_checkpoint(new)
+    assert (again.hparams.target, again.hparams.decorrelation) == ("eps", 1.0)
