@@ -193,3 +193,20 @@ def test_results_that_score_other_images_are_named(tmp_path):
     runs[3]["images"] = runs[3]["images"][:-1]
     with pytest.raises(ValueError, match=r"result #3 \(a dict\): its test images differ from those of result #0"):
         write_report(runs, tmp_path, "standard", n_resamples=2000)
+
+
+def test_one_seed_walltime_row_and_speed_subset(tmp_path):
+    runs = [result("unet", 0, steps=1100), result("staged", 0), {**result("staged", 0), "method": "eps"},
+            {**result("unet", 0, steps=1500), "method": "unet_walltime"}]
+    runs[1]["speed_subset"] = {"images": 6, "seconds_per_image": 0.3, "calls_per_sample": 8, "dice": 0.55}
+    runs[2]["speed_subset_ddpm1000"] = {"images": 6, "seconds_per_image": 6.0, "calls_per_sample": 1000, "dice": 0.5}
+    res = json.loads(write_report(runs, tmp_path, "quick", n_resamples=2000)["results.json"].read_text())
+    assert res["speed_subset"]["staged_speedup_vs_eps_ddpm1000"] == pytest.approx(20.0)
+    # unet_walltime trains for the staged model's wall time: not part of the equal-steps flag
+    assert res["equal_train_steps"] == {"value": True, "methods": ["unet", "staged", "eps"], "note": res["equal_train_steps"]["note"]}
+    assert res["cost"]["unet_walltime"]["equal_train_steps_to_reference"] is False
+    assert res["test"]["methods"]["unet"]["datasets"]["large"]["dice"]["std"] is None  # one seed: no std, not 0
+    text = (tmp_path / "README.md").read_text()
+    assert "**1 seed: the CIs cover image sampling only, not training noise**" in text
+    assert "- On large the U-Net trained for the staged model's wall time is not distinguishable from the U-Net (+0.0 Dice points" in text
+    assert "at UNEQUAL compute (the U-Net: 1100 train steps" in text and "20.0× faster per image than eps DDPM-1000" in text

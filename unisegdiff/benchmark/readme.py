@@ -93,7 +93,8 @@ def verdict(results: dict, section: dict, where: str = "the test set") -> list[s
     large = [ds for ds, info in section["datasets"].items() if info["n"] >= min_images]
     compared = [m for m, block in section["paired_dice"].items() if "datasets" in block]
     if not large or not compared:
-        why = f"no dataset of {where} has at least {min_images} test images" if not large else "no compared method shares a seed with the reference"
+        why = (f"no dataset of {where} has at least {min_images} test images" if not large else "no compared method has "
+               + ("a seed in common with the reference" if section["paired_dice"] else "result files"))
         return [f"No verdict: {why}; the tables show every dataset."]
     lines = [f"- {verdict_sentence(results, section, ds, m)}" for ds in large for m in compared]
     macro = "; ".join(f"{name(m)} {_num(block['macro_dice']['value'])}"

@@ -168,8 +168,7 @@ def _section(tables: dict, stems: dict[str, list[str]], reference: str, compare:
 
 
 def _mean(values: list) -> float | None:
-    finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    return float(np.mean(finite)) if finite else None
+    return (_summary(values) or {}).get("mean")
 
 
 def _cost(runs: Runs, reference: str, compare: tuple[str, ...]) -> tuple[dict, dict]:
@@ -261,9 +260,8 @@ def _json_ready(value: Any) -> Any:
         return {str(k): _json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_ready(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value.item() if isinstance(value, np.generic) else value
+    value = value.item() if isinstance(value, np.generic) else value
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def build_results(runs: Runs, origin: dict, profile_name: str, reference: str = "unet",
