@@ -16,3 +16,14 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"real sample data not found at {path}: these tests need the shared data folder beside the repository")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _keep_process_locale():
+    """ITK's DICOM writer (used by fixtures that build DICOM series) resets the process locale to "C"; later tests
+    would then read UTF-8 files as ASCII. Each test starts from the locale the session started with."""
+    import locale
+
+    saved = locale.setlocale(locale.LC_ALL)
+    yield
+    locale.setlocale(locale.LC_ALL, saved)

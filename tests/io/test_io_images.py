@@ -130,3 +130,30 @@ def test_data_error_survives_pickling_and_a_bare_message():
     error = pickle.loads(pickle.dumps(DataError("x.png", "is broken", "fix it")))
     assert (str(error), error.path, error.problem) == ("x.png: is broken; fix it", "x.png", "is broken")
     assert str(DataError("x.png: is broken")) == "x.png: is broken"  # how a DataLoader worker re-raises it
+
+
+def test_reading_a_dicom_series_keeps_the_process_locale(tmp_path):
+    """ITK's DICOM writer (with ImagePositionPatient) resets the locale to "C", after which Python reads UTF-8 text
+    as ASCII; reading a series must not do the same to our users (tests/conftest.py restores it after the writer)."""
+    import locale
+
+    import numpy as np
+    import SimpleITK as sitk
+
+    from unisegdiff.io import read_image
+
+    saved = locale.setlocale(locale.LC_ALL)
+    image = sitk.GetImageFromArray(np.zeros((2, 4, 4), np.int16))
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    (tmp_path / "s").mkdir()
+    for z in range(2):
+        piece = image[:, :, z]
+        piece.SetMetaData("0020|000e", "1.2.3")
+        piece.SetMetaData("0020|0032", f"0\\0\\{z}")
+        writer.SetFileName(str(tmp_path / "s" / f"{z}.dcm"))
+        writer.Execute(piece)
+    locale.setlocale(locale.LC_ALL, saved)
+    before = locale.getpreferredencoding(False)
+    assert read_image(tmp_path / "s").array.shape == (2, 4, 4)
+    assert locale.getpreferredencoding(False) == before
