@@ -28,7 +28,7 @@ def parse_external(roots: list[str], maps: list[str]) -> dict[str, tuple[str, di
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profile", default="quick", help="quick (CPU smoke) | standard (CPU, 3 seeds) | full (GPU) | a profile YAML")
-    parser.add_argument("--data", default=os.environ.get("UNISEGDIFF_DATA"), help="canonical data root (default: $UNISEGDIFF_DATA; none: phantoms)")
+    parser.add_argument("--data", default=os.environ.get("UNISEGDIFF_DATA"), help="canonical data root (default: $UNISEGDIFF_DATA; empty: the embedded phantoms)")
     parser.add_argument("--datasets", nargs="*", default=None, help="subset of registry names (default: the six benchmark sets)")
     parser.add_argument("--out", default=None, help="report folder (default: reports/benchmark for standard, reports/benchmark_<profile> otherwise)")
     parser.add_argument("--work", default=None, help="checkpoints (default: runs/benchmark_<profile>)")
@@ -46,12 +46,16 @@ def main() -> int:
     name = path.stem
     out = Path(args.out) if args.out else ROOT / "reports" / ("benchmark" if name == "standard" else f"benchmark_{name}")
     work = Path(args.work) if args.work else ROOT / "runs" / f"benchmark_{name}"
-    bench = Benchmark(profile, args.data, out, work, name, args.datasets, parse_external(args.external, args.external_map))
+    bench = Benchmark(profile, args.data or None, out, work, name, args.datasets, parse_external(args.external, args.external_map))
     if not args.report_only:
         bench.run(args.methods, args.seeds)
     from unisegdiff.benchmark.report import write_report
 
-    write_report(bench.result_files(), out, name, min_images=profile.min_images)
+    write_report(bench.result_files(), out, name, compare=[m for m in profile.methods if m != "unet"], min_images=profile.min_images)
+    if profile.variants or profile.inference_variants:
+        from unisegdiff.benchmark.ablations import write_ablations
+
+        write_ablations(bench.result_files(), out, min_images=profile.min_images)
     print(f"report: {out}/README.md")
     return 0
 
