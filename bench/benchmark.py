@@ -52,6 +52,7 @@ def main() -> int:
     from unisegdiff.benchmark.report import write_report
 
     write_report(bench.result_files(), out, name, compare=[m for m in profile.methods if m != "unet"], min_images=profile.min_images)
+    bench.write_timestep_profiles()
     if profile.variants or profile.inference_variants:
         from unisegdiff.benchmark.ablations import write_ablations
 

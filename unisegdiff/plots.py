@@ -4,6 +4,7 @@ overlays. Matplotlib with the Agg backend; files are written atomically.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -47,7 +48,7 @@ def _to_display(image: np.ndarray) -> np.ndarray:
 def plot_overlays(images: np.ndarray, truths: np.ndarray, preds: np.ndarray, uncertainties: np.ndarray, path: str | Path, titles: list[str] | None = None) -> Path:
     """Rows of (image, ground truth contour, prediction contour, uncertainty) for (N, C, H, W) arrays."""
     n = images.shape[0]
-    fig, axes = plt.subplots(n, 4, figsize=(9, 2.3 * n), squeeze=False)
+    fig, axes = plt.subplots(n, 4, figsize=(10.5, 2.3 * n), squeeze=False)
     for i in range(n):
         disp = _to_display(images[i])
         cmap = None if disp.ndim == 3 else "gray"
@@ -59,8 +60,8 @@ def plot_overlays(images: np.ndarray, truths: np.ndarray, preds: np.ndarray, unc
         im = axes[i, 3].imshow(uncertainties[i, 0], cmap="magma", vmin=0, vmax=max(float(uncertainties[i].max()), 1e-6))
         axes[i, 3].set_title("uncertainty" if i == 0 else "", fontsize=8)
         fig.colorbar(im, ax=axes[i, 3], fraction=0.046)
-        if titles:
-            axes[i, 0].set_ylabel(titles[i], fontsize=7)
+        if titles:  # horizontal, wrapped row labels left of the row: long dataset/stem names never overlap the next row
+            axes[i, 0].set_ylabel(textwrap.fill(titles[i].replace("/", "/ "), 22), fontsize=7, rotation=0, ha="right", va="center", labelpad=6)
         for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])

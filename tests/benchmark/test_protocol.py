@@ -49,6 +49,9 @@ def test_every_method_and_seed_has_a_result_at_equal_steps(finished):
     assert staged["speed_subset"]["calls_per_sample"] == 8 and runs[("eps", 0)]["speed_subset_ddpm1000"]["calls_per_sample"] == 1000
     assert "speed_subset" not in runs[("staged", 1)] and len(staged["timestep_profile"]) == 3
     assert staged["run_record"]["cpu_model"] and staged["run_record"]["threads"] >= 1
+    for method in ("unet", "staged", "eps"):  # first seed: overlays per method, readable as an image
+        assert (bench.out / f"overlays_{method}.png").stat().st_size > 10_000
+    assert bench.write_timestep_profiles().stat().st_size > 10_000
     ext = staged["external"]["hospital_b"]
     assert len(ext["images"]) == 3 and {i["dataset"] for i in ext["images"]} == {"phantom_ct"}
 

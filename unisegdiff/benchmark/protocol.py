@@ -21,6 +21,7 @@ from unisegdiff.callbacks import run_record
 from unisegdiff.data import load_registry
 from unisegdiff.inference import inference_autocast
 from unisegdiff.io import write_json_atomic
+from unisegdiff.plots import plot_overlays, plot_timestep_profiles
 from unisegdiff.recipes import compose_section, instantiate_section
 from unisegdiff.timestep_profile import profile_timesteps, timestep_profile
 
@@ -170,8 +171,10 @@ class Benchmark:
         return path
 
     def first_seed_extras(self, method: str, model, test_set, seed: int) -> dict[str, Any]:
-        """Side-by-side speed on a fixed subset (staged vs eps DDPM-1000) and the timestep profile."""
+        """Overlays of two test images per dataset; side-by-side speed on a fixed subset (staged vs eps DDPM-1000)
+        and the timestep profile of the diffusion methods."""
         p, extras = self.profile, {}
+        self.write_overlays(method, model, per_dataset_subset(test_set, 2))
         if p.recipe_of(method) in DIFFUSION_METHODS:
             subset = per_dataset_subset(test_set, p.ddpm_subset_per_dataset)
             scheduler = model.scheduler.set_timesteps(1000, "ddpm") if method == "eps" else None
@@ -186,6 +189,26 @@ class Benchmark:
                 extras["timestep_profile"] = timestep_profile(model.eval(), batch["image"], batch["mask"],
                                                               profile_timesteps(model.plan.num_timesteps, p.profile_points), seed=seed)
         return extras
+
+    def write_overlays(self, method: str, model, subset) -> Path:
+        """``overlays_<method>.png``: image, ground truth, prediction and uncertainty, one row per image."""
+        batch = next(iter(torch.utils.data.DataLoader(subset, batch_size=len(subset), shuffle=False)))
+        with inference_autocast(self.profile.precision, model.device.type):
+            fused = model.eval().predict_fused(batch["image"].to(model.device), generator=model._eval_generator(batch))
+        titles = [f"{d}/{s}" for d, s in zip(batch["dataset"], batch["stem"])]
+        return plot_overlays(batch["image"].numpy(), batch["mask"].numpy(), fused.mask.float().cpu().numpy(),
+                             fused.uncertainty.float().cpu().numpy(), self.out / f"overlays_{method}.png", titles)
+
+    def write_timestep_profiles(self) -> Path | None:
+        """``timestep_profiles.png`` from the first-seed result files of the diffusion methods."""
+        profiles = {}
+        for path in self.result_files():
+            run = json.loads(path.read_text(encoding="utf-8"))
+            if run.get("timestep_profile"):
+                profiles[run["method"]] = [tuple(row) for row in run["timestep_profile"]]
+        if not profiles:
+            return None
+        return plot_timestep_profiles(profiles, self.out / "timestep_profiles.png", "Dice of the one-step x0 estimate (test images, first seed)")
 
     def score_inference_variant(self, model, test_set, spec: dict[str, Any]) -> dict[str, Any]:
         """The same trained model sampled another way (calls per stage, sampler, K): images, pixels, speed, calls."""
