@@ -106,3 +106,47 @@ def test_ddp_two_processes_match_single_process_metrics():
     single = _trainer().validate(model, datamodule=_phantoms(val_fraction=0.34, test_fraction=0.0), verbose=False)[0]
     for key, value in ddp_metrics.items():
         assert single[key] == pytest.approx(value, abs=1e-4), key
+
+
+class StemRecorder(L.Callback):
+    """Writes the (dataset, stem) pairs each rank evaluates to ``<out>/<stage>_rank<k>.txt`` (spawned processes share no memory)."""
+
+    def __init__(self, out):
+        self.out = out
+
+    def _record(self, trainer, batch, stage):
+        with open(self.out / f"{stage}_rank{trainer.global_rank}.txt", "a") as fh:
+            fh.writelines(f"{d}/{s}\n" for d, s in zip(batch["dataset"], batch["stem"]))
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self._record(trainer, batch, "val")
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self._record(trainer, batch, "test")
+
+
+def test_ddp_odd_split_evaluates_each_sample_once_and_matches_single_process(tmp_path):
+    """9 val and 9 test samples over 2 ranks: rank 0 gets 5 (2 batches), rank 1 gets 4 (1 batch); a padding
+    sampler would evaluate one sample twice and shift every per-dataset mean it belongs to."""
+    data = dict(datasets=["phantom_dermoscopy", "phantom_endoscopy", "phantom_breast_us"], image_size=32, batch_size=4,
+                phantom_samples=12, val_fraction=0.25, test_fraction=0.25, augment=False, num_workers=0)
+    dm = LesionDataModule(root=None, **data)
+    expected = {split: sorted(f"{d}/{s}" for d, parts in dm.splits().items() for s in parts[split]) for split in ("val", "test")}
+    assert len(expected["val"]) == len(expected["test"]) == 9
+    L.seed_everything(0)
+    model = StagedDiffusionSegmenter(num_samples=2, **TINY)
+    ddp = _trainer(devices=2, strategy="ddp_spawn", callbacks=[StemRecorder(tmp_path)])
+    ddp_val = ddp.validate(model, datamodule=LesionDataModule(root=None, **data), verbose=False)[0]
+    ddp_test = ddp.test(model, datamodule=LesionDataModule(root=None, **data), verbose=False)[0]
+    for split in ("val", "test"):
+        seen = [line for rank in (0, 1) for line in (tmp_path / f"{split}_rank{rank}.txt").read_text().split()]
+        assert sorted(seen) == expected[split], f"{split}: evaluated {len(seen)} samples, expected each of {len(expected[split])} once"
+    single = _trainer()
+    single_val = single.validate(model, datamodule=LesionDataModule(root=None, **data), verbose=False)[0]
+    single_test = single.test(model, datamodule=LesionDataModule(root=None, **data), verbose=False)[0]
+    assert any(k.startswith("val/phantom_endoscopy/") for k in ddp_val) and "test/macro/dice" in ddp_test
+    assert ddp_val.keys() == single_val.keys() and ddp_test.keys() == single_test.keys()
+    for key in ddp_val:
+        assert ddp_val[key] == pytest.approx(single_val[key], rel=1e-9, abs=1e-12), key
+    for key in ddp_test:
+        assert ddp_test[key] == pytest.approx(single_test[key], rel=1e-9, abs=1e-12), key

@@ -13,6 +13,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from monai.data import DistributedSampler as UnpaddedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from unisegdiff.data.canonical import SPLITS_FILE, PairPaths, dataset_folders, load_pair, scan_dataset
@@ -273,18 +274,32 @@ class LesionDataModule(L.LightningDataModule):
                                              num_samples=len(dataset), num_replicas=world_size, rank=rank, seed=self.seed)
         return self._loader(dataset, sampler=sampler, drop_last=len(sampler) > self.batch_size)
 
+    def _eval_loader(self, split: str) -> DataLoader:
+        """In order, each sample once. Under DDP each rank takes every ``world_size``-th sample with no padding
+        (ranks may differ by one sample); a ``DistributedSampler`` subclass, so Lightning keeps it as it is."""
+        dataset = self.split_dataset(split)
+        trainer = getattr(self, "trainer", None)
+        world_size = trainer.world_size if trainer is not None else 1
+        if world_size == 1:
+            return self._loader(dataset, shuffle=False)
+        if len(dataset) < world_size:
+            raise DataError(self.root or "phantoms", f"the {split} split has {len(dataset)} sample(s) for {world_size} processes",
+                            f"give the {split} split at least {world_size} samples, or evaluate on one device (--trainer.devices 1)")
+        sampler = UnpaddedDistributedSampler(dataset, even_divisible=False, num_replicas=world_size, rank=trainer.global_rank, shuffle=False)
+        return self._loader(dataset, sampler=sampler)
+
     def val_dataloader(self) -> DataLoader | list:
         if self.val_fraction == 0:
             self.setup("validate")
             if len(self._datasets["val"]) == 0:
                 return []  # validation switched off (Lightning skips it)
-        return self._loader(self.split_dataset("val"), shuffle=False)
+        return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.split_dataset("test"), shuffle=False)
+        return self._eval_loader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.split_dataset("test"), shuffle=False)
+        return self._eval_loader("test")
 
     def describe(self) -> str:
         """One line per dataset: split sizes (for logs and reports)."""
