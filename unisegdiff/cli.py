@@ -7,7 +7,9 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from pathlib import Path
 
+from unisegdiff import quiet
 from unisegdiff.checkpoint_cli import CheckpointError
 from unisegdiff.data.errors import DataError
 
@@ -18,6 +20,10 @@ EXTRA_COMMANDS = {
     "sweep-dry-run": ("unisegdiff.sweeps", "sample a W&B sweep offline and run each trial briefly"),
 }
 USER_ERRORS = (CheckpointError, DataError)  # their messages name the file and the fix: no traceback
+# a path the user gave that is not there / not usable (the error carries the file name)
+PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError)
+PROJECT_DIRS = tuple(str(Path(__file__).resolve().parents[1] / name) for name in ("unisegdiff", "anatomy_pretrain"))
+DEBUG_ENV = "UNISEGDIFF_DEBUG"
 
 
 def run_extra(command: str, argv: list[str]) -> int:
@@ -41,24 +47,62 @@ def _chain(error: BaseException):
         error = error.__cause__ or error.__context__
 
 
+def _raised_in_project(error: BaseException) -> bool:
+    """Whether ``error`` was raised by this project's own code (a deliberate message), not inside a library."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(PROJECT_DIRS)
+
+
+def user_error(error: BaseException) -> BaseException | None:
+    """The user error (bad data, path, config value or checkpoint) in ``error``'s chain, or None for a bug."""
+    for candidate in _chain(error):
+        if isinstance(candidate, USER_ERRORS):
+            return candidate
+        if isinstance(candidate, PATH_ERRORS) and candidate.filename:
+            return candidate
+        if isinstance(candidate, ValueError) and str(candidate) and _raised_in_project(candidate):
+            return candidate  # config values checked by our classes (StagePlan, data module, recipes ...)
+    return None
+
+
+def error_message(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.filename:
+        return f"{error.filename}: {error.strerror or type(error).__name__}; check the path (relative paths start at {os.getcwd()})"
+    return str(error)
+
+
+def report(command: str, error: Exception) -> int:
+    """A user error: one short message on stderr and exit status 2; anything else (or ``UNISEGDIFF_DEBUG=1``) is
+    raised again with its traceback."""
+    found = user_error(error)
+    if found is None or os.environ.get(DEBUG_ENV) == "1":
+        raise error
+    print(f"unisegdiff {command}: error: {error_message(found)}\n(set {DEBUG_ENV}=1 to see the traceback)", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in EXTRA_COMMANDS:
-        return run_extra(argv[0], argv[1:])
-    if argv and argv[0] in ("-h", "--help"):
+    command = argv[0] if argv else ""
+    if command in EXTRA_COMMANDS:
+        quiet.install(wandb=False)
+        try:
+            return run_extra(command, argv[1:])
+        except Exception as error:
+            return report(command, error)
+    if command in ("-h", "--help"):
         print("extra commands:\n" + "\n".join(f"  {k:<15} {v[1]}" for k, v in EXTRA_COMMANDS.items()) + "\n"
               "short predict form:\n  unisegdiff predict CKPT INPUT... -o OUTPUT_DIR [--data.on_error skip] [other predict options]\n")
+    quiet.install()
     from unisegdiff.lightning_cli import build_cli
 
     try:
         cli = build_cli(None if from_command_line else argv)
     except Exception as error:
-        user_error = next((e for e in _chain(error) if isinstance(e, USER_ERRORS)), None)
-        if user_error is None or os.environ.get("UNISEGDIFF_DEBUG") == "1":
-            raise
-        print(f"unisegdiff {argv[0] if argv else ''}: error: {user_error}", file=sys.stderr)
-        return 2
+        return report(command, error)
     failures = getattr(getattr(cli, "datamodule", None), "failures", None)
     if failures:  # predict --data.on_error skip: the rest was predicted, the skipped inputs are listed
         print(f"unisegdiff predict: {len(failures)} input(s) skipped, listed in {cli.datamodule.failures_path}", file=sys.stderr)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Iterable
 
 from rich.progress import track
@@ -48,12 +49,34 @@ def _progress(items: Iterable, label: str, total: int) -> Iterable:
     return track(items, description=f"checking {label}", total=total, transient=True)
 
 
+def _dataset_counts(root: Path, problems: list) -> list[str]:
+    """One line per dataset folder of ``root``: its image/mask pairs and how many problems name a file in it."""
+    from unisegdiff.data.canonical import IMAGES_DIR, MASKS_DIR, scan_dataset
+
+    lines = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if (folder / IMAGES_DIR).is_dir() or (folder / MASKS_DIR).is_dir():
+            pairs, _ = scan_dataset(root, folder.name)
+            inside = sum(1 for p in problems if Path(p.path) == folder or folder in Path(p.path).parents)
+            lines.append(f"  {folder.name}: {len(pairs)} pairs" + (f", {inside} problem(s)" if inside else ""))
+    return lines
+
+
 def _check(args: argparse.Namespace) -> int:
+    from unisegdiff.data.canonical import IMAGES_DIR, MASKS_DIR
     from unisegdiff.data.checks import check_root
 
-    problems = check_root(args.root, args.registry, progress=_progress if sys.stderr.isatty() else None)
+    root = Path(args.root)
+    if (root / IMAGES_DIR).is_dir() or (root / MASKS_DIR).is_dir():
+        parent = root.resolve().parent
+        print(f"error: {args.root} is a dataset folder (it holds {IMAGES_DIR}/ or {MASKS_DIR}/), not a root of datasets; "
+              f"pass its parent: unisegdiff data check {parent}", file=sys.stderr)
+        return 2
+    problems = check_root(root, args.registry, progress=_progress if sys.stderr.isatty() else None)
     for problem in problems:
         print(problem)
+    if root.is_dir():
+        print("\n".join([f"{args.root}:", *_dataset_counts(root, problems)]))
     print(f"{len(problems)} problem(s) found in {args.root}" if problems else f"{args.root}: no problems found")
     return 1 if problems else 0
 
