@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from unisegdiff.io import write_json_atomic
 from unisegdiff.plots import plot_overlays, plot_timestep_profiles
+from unisegdiff.secrets import redact
 from unisegdiff.timestep_profile import profile_timesteps, timestep_profile
 
 PACKAGES = ("torch", "lightning", "monai", "torchio", "wandb", "jsonargparse", "numpy", "scipy", "SimpleITK", "unisegdiff")
@@ -74,7 +75,7 @@ class RunRecordCallback(L.Callback):
 
     @rank_zero_only
     def _write(self, trainer: L.Trainer) -> None:
-        record = run_record()
+        record = redact(run_record())
         write_json_atomic(record, log_dir_of(trainer) / "run_record.json")
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):

@@ -4,52 +4,74 @@ console entry point (``unisegdiff.cli``) and the sweep dry run (``unisegdiff.swe
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import lightning as L
+import yaml
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
 from unisegdiff.checkpoint_cli import SETTINGS_KEYS, checkpoint_config, read_checkpoint
 from unisegdiff.cli_argv import expand_argv
+from unisegdiff.io import write_text_atomic
 from unisegdiff.recipes import CONFIG_ROOT
+from unisegdiff.secrets import redact, refuse_logger_credentials
 
-SECRET_WORDS = ("api_key", "apikey", "token", "secret", "password")
 PREDICT_CONFIG = "predict_config.yaml"  # predict's record inside its output folder, apart from fit's config.yaml
 
 
-def redact(value: Any) -> Any:
-    """A copy of a nested config with values under secret-looking keys replaced by '***'."""
-    if isinstance(value, dict):
-        return {k: "***" if any(w in str(k).lower() for w in SECRET_WORDS) else redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
-
-
 class SaveAndLogConfig(SaveConfigCallback):
-    """Saves the resolved config next to the logs (predict: into its output folder as ``predict_config.yaml``)
-    and also sends it (redacted) to W&B."""
+    """Saves the resolved config, redacted (``unisegdiff.secrets``), next to the logs (predict: into its output
+    folder as ``predict_config.yaml``) and sends the same to W&B."""
+
+    def redacted(self) -> dict[str, Any]:
+        text = self.parser.dump(self.config, skip_none=False, skip_validation=True)
+        return redact(yaml.safe_load(text) or {})
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.already_saved:
+            return
         output_dir = getattr(trainer.datamodule, "output_dir", None)
         if stage == "predict" and output_dir is not None:
-            if trainer.is_global_zero and not self.already_saved:
-                Path(output_dir).mkdir(parents=True, exist_ok=True)
-                self.parser.save(self.config, str(Path(output_dir) / PREDICT_CONFIG), skip_none=False, overwrite=True)
-                self.already_saved = True
-            return
-        super().setup(trainer, pl_module, stage)
+            path = Path(output_dir) / PREDICT_CONFIG
+        else:
+            path = Path(trainer.log_dir) / self.config_filename  # log_dir broadcasts: every rank asks for it
+        exists = trainer.strategy.broadcast(path.is_file() if trainer.is_global_zero else False)
+        if exists and not self.overwrite and stage != "predict":  # predict reruns complete their folder
+            raise RuntimeError(f"{path} exists; pass another log directory (or save_config_kwargs overwrite=True)")
+        if trainer.is_global_zero:
+            text = yaml.safe_dump(self.redacted(), sort_keys=False, default_flow_style=False, allow_unicode=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(text, path)
+            if stage != "predict":
+                self.save_config(trainer, pl_module, stage)
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        config = redact(self.config.as_dict() if hasattr(self.config, "as_dict") else dict(self.config))
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.experiment.config.update({"cli": config}, allow_val_change=True)
+                logger.experiment.config.update({"cli": self.redacted()}, allow_val_change=True)
+
+
+def _redacting(log_hyperparams: Callable[..., Any]) -> Callable[..., Any]:
+    """A logger's ``log_hyperparams`` that gets its params redacted (W&B run files, CSV ``hparams.yaml``)."""
+
+    def log(params: Any, *args: Any, **kwargs: Any) -> Any:
+        params = vars(params) if isinstance(params, argparse.Namespace) else dict(params)
+        return log_hyperparams(redact(params), *args, **kwargs)
+
+    return log
+
+
+def _logger_entries(trainer: Any) -> tuple[Any, list[Any]]:
+    loggers = trainer.get("logger")
+    return loggers, loggers if isinstance(loggers, list) else [loggers]
 
 
 class UniSegDiffCLI(LightningCLI):
@@ -84,10 +106,12 @@ class UniSegDiffCLI(LightningCLI):
         if self.subcommand == "predict":
             self._warn_on_changed_settings(config)
         trainer = config.get("trainer")
-        if trainer is None or os.environ.get("WANDB_MODE") != "disabled":
+        if trainer is None:
             return
-        loggers = trainer.get("logger")
-        entries = loggers if isinstance(loggers, list) else [loggers]
+        self._check_logger_settings(trainer)
+        if os.environ.get("WANDB_MODE") != "disabled":
+            return
+        loggers, entries = _logger_entries(trainer)
         swapped = []
         for entry in entries:
             if entry is not None and not isinstance(entry, bool) and str(entry.get("class_path", "")).endswith("WandbLogger"):
@@ -96,6 +120,22 @@ class UniSegDiffCLI(LightningCLI):
                 entry = type(entry)(class_path="lightning.pytorch.loggers.CSVLogger", init_args=type(args)(save_dir=save_dir, name="csv"))
             swapped.append(entry)
         trainer["logger"] = swapped if isinstance(loggers, list) else swapped[0]
+
+    def _check_logger_settings(self, trainer: Any) -> None:
+        """No credential in a logger's init args (refused: use WANDB_API_KEY), and secret-looking tokens in its
+        values (notes, tags, config) replaced by '***' before the logger writes them into its run files."""
+        loggers, entries = _logger_entries(trainer)
+        for i, entry in enumerate(entries):
+            if entry is None or isinstance(entry, bool) or entry.get("init_args") is None:
+                continue
+            where = f"trainer.logger[{i}].init_args" if isinstance(loggers, list) else "trainer.logger.init_args"
+            args = entry["init_args"]
+            plain = args.as_dict() if hasattr(args, "as_dict") else dict(args)
+            refuse_logger_credentials(plain, where)
+            for key, value in plain.items():
+                if redact(value) != value:
+                    print(f"warning: {where}.{key} holds a secret-looking value; it is logged as '***'", file=sys.stderr)
+                    args[key] = redact(value)
 
     def _warn_on_changed_settings(self, config: Any) -> None:
         recorded = getattr(self, "checkpoint_settings", None) or {}
@@ -107,6 +147,8 @@ class UniSegDiffCLI(LightningCLI):
                       f"in the checkpoint; masks will differ from what the model learned (drop the option to use it)", file=sys.stderr)
 
     def after_instantiate_classes(self) -> None:
+        for logger in getattr(self.trainer, "loggers", []):
+            logger.log_hyperparams = _redacting(logger.log_hyperparams)
         if self.subcommand == "predict" and not any(isinstance(c, BasePredictionWriter) for c in self.trainer.callbacks):
             from unisegdiff.predict import PredictionWriter
 

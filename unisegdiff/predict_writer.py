@@ -18,6 +18,7 @@ from unisegdiff.callbacks import run_record
 from unisegdiff.data.errors import DataError
 from unisegdiff.io import Geometry, write_image, write_json_atomic
 from unisegdiff.predict_inputs import OUTPUT_KINDS, RECORD
+from unisegdiff.secrets import redact
 
 
 def _to_input_grid(maps: torch.Tensor, shape2d: tuple[int, int]) -> np.ndarray:
@@ -74,7 +75,7 @@ class PredictionWriter(BasePredictionWriter):
         self.record = {"command": "predict", "status": "running", "checkpoint": str(ckpt) if ckpt else None, "checkpoint_sha256": sha,
                        "model": type(pl_module).__name__, "settings": {k: dm.hparams.get(k) for k in ("image_size", "channels", "modality")},
                        "cases": len(dm.cases), "already_complete": len(dm.done), "failed": len(dm.failures), **run_record()}
-        write_json_atomic(self.record, path)
+        write_json_atomic(redact(self.record), path)
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
         meta = batch["meta"]
@@ -88,4 +89,4 @@ class PredictionWriter(BasePredictionWriter):
     def on_predict_end(self, trainer, pl_module) -> None:
         path = self._record_path(trainer)
         if path is not None and trainer.is_global_zero and self.record:
-            write_json_atomic({**self.record, "status": "complete", "written": len(self.written) // len(OUTPUT_KINDS)}, path)
+            write_json_atomic(redact({**self.record, "status": "complete", "written": len(self.written) // len(OUTPUT_KINDS)}), path)
