@@ -33,6 +33,7 @@ demo: $(STAMP)
 	$(BIN)/unisegdiff fit --config configs/unisegdiff/demo_condition.yaml
 	$(BIN)/unisegdiff fit --config configs/unisegdiff/demo.yaml
 	$(BIN)/unisegdiff test --config configs/unisegdiff/demo.yaml --ckpt_path runs/demo/staged/last.ckpt
+	$(BIN)/python -m unisegdiff.demo_summary runs/demo --command $(BIN)/unisegdiff
 
 PROFILE ?= quick
 benchmark: $(STAMP)

@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import unisegdiff  # noqa: E402,F401  (sets OMP_WAIT_POLICY before torch loads)
+from unisegdiff import quiet  # noqa: E402
 from unisegdiff.benchmark import Benchmark, BenchProfile  # noqa: E402
 
 
@@ -26,6 +27,7 @@ def parse_external(roots: list[str], maps: list[str]) -> dict[str, tuple[str, di
 
 
 def main() -> int:
+    quiet.install(wandb=False)  # known-harmless third-party warnings (unisegdiff/quiet.py); no W&B logger here
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profile", default="quick", help="quick (CPU smoke) | standard (CPU, 3 seeds) | full (GPU) | a profile YAML")
     parser.add_argument("--data", default=os.environ.get("UNISEGDIFF_DATA"), help="canonical data root (default: $UNISEGDIFF_DATA; empty: the embedded phantoms)")

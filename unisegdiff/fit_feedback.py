@@ -61,6 +61,7 @@ class FitFeedback(L.Callback):
 
     def __init__(self) -> None:
         self._started: float | None = None
+        self._val_step: int | None = None  # the step of the last validation (a fit by steps may stop after it)
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         bar = trainer.progress_bar_callback
@@ -68,19 +69,23 @@ class FitFeedback(L.Callback):
             bar.__class__ = StepProgressBar  # same state, only methods differ; runs before the bar's own hooks
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        self._started = time.perf_counter()
+        self._started, self._val_step = time.perf_counter(), None
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self._val_step = trainer.global_step
 
     @rank_zero_only
     def on_fit_end(self, trainer, pl_module) -> None:
         seconds = time.perf_counter() - self._started if self._started is not None else None
         dice = dice_per_dataset(trainer.callback_metrics, "val")
         summary = {"model": type(pl_module).__name__, "steps": trainer.global_step, "epochs": trainer.current_epoch,
-                   "seconds": None if seconds is None else round(seconds, 1), "val_dice": dice}
+                   "seconds": None if seconds is None else round(seconds, 1), "val_step": self._val_step, "val_dice": dice}
         write_json_atomic(summary, Path(trainer.default_root_dir) / FIT_SUMMARY)
         if dice:
             parts = [f"macro {dice['macro']:.3f}"] if "macro" in dice else []
             parts += [f"{name} {value:.3f}" for name, value in dice.items() if name != "macro"]
-            print(f"validation Dice after {trainer.global_step} steps: " + " | ".join(parts))
+            print(f"validation Dice at step {self._val_step} of {trainer.global_step}: " + " | ".join(parts))
         else:
             print(f"fit ended after {trainer.global_step} steps without a validation Dice (no validation ran)")
 
