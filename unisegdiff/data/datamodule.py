@@ -272,6 +272,9 @@ class LesionDataModule(L.LightningDataModule):
         world_size, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         sampler = DistributedWeightedSampler(balanced_weights(dataset.dataset_of_sample, self.dataset_weights),
                                              num_samples=len(dataset), num_replicas=world_size, rank=rank, seed=self.seed)
+        # the epoch Lightning is about to run: with workers, the first iterator (a resumed run's included) prefetches
+        # from the sampler before Lightning's own set_epoch call, and a resumed run would replay epoch 0's draws
+        sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0)
         return self._loader(dataset, sampler=sampler, drop_last=len(sampler) > self.batch_size)
 
     def _eval_loader(self, split: str) -> DataLoader:
