@@ -63,3 +63,20 @@ def test_stage_configs_share_the_fit_defaults_and_checkpoint_into_their_root_dir
     assert (root / "last.ckpt").is_file() and (root / "best.ckpt").is_file() and (root / "run_record.json").is_file()
     pasted = [p.name for p in (ROOT / "configs" / "unisegdiff").glob("*.yaml") if "StageCheckpoint" in p.read_text() or "ModelCheckpoint" in p.read_text()]
     assert sorted(pasted) == ["demo.yaml", "demo_condition.yaml"]  # only the demo keeps its own (shorter) figure interval
+
+
+def test_last_checkpoint_is_the_last_step_even_when_validation_does_not_improve(tmp_path):
+    """issue 17: last.ckpt must reflect the last step trained, not the step of the best validation."""
+    import torch
+
+    from unisegdiff.cli import main as cli_main
+
+    root = tmp_path / "stage"
+    cli_main(["fit", "--config", str(ROOT / "configs/unisegdiff/condition.yaml"), "--config", str(ROOT / "configs/data/phantoms.yaml"),
+              "--trainer.default_root_dir", str(root), "--trainer.logger", "false", "--trainer.max_epochs", "4",
+              "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
+              "--model.init_args.features", "[4, 8, 8, 16, 16, 4]", "--model.init_args.lr", "0.0",  # lr 0: validation never improves
+              "--data.init_args.phantom_samples", "6", "--data.init_args.image_size", "32", "--data.init_args.datasets", "[phantom_ct]"])
+    # one batch per epoch (the phantom_ct train split is smaller than a batch): 4 epochs = 4 steps
+    assert torch.load(root / "last.ckpt", weights_only=True)["global_step"] == 4  # was 1 when last.ckpt followed best.ckpt
+    assert torch.load(root / "best.ckpt", weights_only=True)["global_step"] == 1
