@@ -34,6 +34,7 @@ class Benchmark:
     def __init__(self, profile: BenchProfile, root: str | None, out: Path, work: Path, profile_name: str,
                  datasets: list[str] | None = None, external: dict[str, tuple[str, dict[str, str]]] | None = None):
         inference_autocast(profile.precision, "cpu")  # validates the precision string before hours of training
+        root = str(Path(root).resolve()) if root else None  # one spelling of the root, so a rerun from elsewhere matches
         self.profile, self.root, self.out, self.work, self.profile_name = profile, root, Path(out), Path(work), profile_name
         self.external = external or {}
         registry = load_registry()
