@@ -89,15 +89,30 @@ class RunRecordCallback(L.Callback):
 
 
 class ValidationFiguresCallback(L.Callback):
-    """At the end of validation: timestep profile (diffusion models) and overlays of the first batch."""
+    """At the end of validation: timestep profile (diffusion models) and overlays of validation images, the first
+    ``max_images`` of every dataset (a unified model's figures cover each modality, not only the first batch's)."""
 
     def __init__(self, every_n_epochs: int = 1, profile_points: int = 20, max_images: int = 4):
         self.every_n_epochs, self.profile_points, self.max_images = every_n_epochs, profile_points, max_images
         self._batch: dict | None = None
+        self._taken: dict[str, int] = {}
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         if batch_idx == 0 and dataloader_idx == 0:
-            self._batch = {k: (v[: self.max_images] if torch.is_tensor(v) else list(v)[: self.max_images]) for k, v in batch.items() if k in ("image", "mask", "dataset", "stem")}
+            self._batch, self._taken = None, {}
+        names = list(batch.get("dataset", ["all"] * batch["image"].shape[0]))
+        keep = []
+        for i, name in enumerate(names):
+            if self._taken.get(name, 0) < self.max_images:
+                self._taken[name] = self._taken.get(name, 0) + 1
+                keep.append(i)
+        if not keep:
+            return
+        part = {k: (v[keep] if torch.is_tensor(v) else [list(v)[i] for i in keep]) for k, v in batch.items() if k in ("image", "mask", "dataset", "stem")}
+        if self._batch is None:
+            self._batch = part
+        else:
+            self._batch = {k: (torch.cat([self._batch[k], v]) if torch.is_tensor(v) else self._batch[k] + v) for k, v in part.items()}
 
     @rank_zero_only
     def on_validation_epoch_end(self, trainer, pl_module):
