@@ -54,7 +54,10 @@ def fuse_samples(samples: torch.Tensor, fusion: str = "mean", uncertainty: str =
 
 
 def inference_autocast(precision: str, device_type: str):
-    """Autocast context for inference matching a Lightning precision string ("32-true", "bf16-mixed", "16-mixed")."""
+    """Autocast context for inference matching a Lightning precision string ("32-true", "bf16-mixed", "16-mixed").
+
+    Lightning's precision plugin applies autocast only inside its own loops; the benchmark's timed passes and
+    figure callbacks call the model outside them, so they need the same context by hand."""
     if precision in ("32", "32-true", "64", "64-true"):
         return contextlib.nullcontext()
     if precision in ("bf16-mixed", "bf16"):

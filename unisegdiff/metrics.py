@@ -45,7 +45,11 @@ def surface_dice(pred: torch.Tensor, target: torch.Tensor, tolerance: float, spa
 
 
 class PerDatasetMetrics:
-    """Accumulates sums and counts of each metric per dataset; ``compute`` reduces across ranks."""
+    """Accumulates sums and counts of each metric per dataset; ``compute`` reduces across ranks.
+
+    Hand-written on purpose (not torchmetrics / MONAI ``aggregate``): a dataset may first appear at evaluation
+    time, and the rows must line up across DDP ranks (names registered sorted in ``setup``), which a metric object
+    per dataset created at construction cannot do; the arithmetic itself is MONAI's per-sample metrics."""
 
     def __init__(self, dataset_names: list[str]):
         self.names = list(dataset_names)

@@ -74,6 +74,9 @@ def evaluate_images(model, dataset: Dataset, batch_size: int, precision: str, sc
                     num_samples: int | None = None) -> dict[str, Any]:
     """Per-image Dice/IoU/HD95 and mean uncertainty, pixel calibration per dataset, and seconds per image.
 
+    A plain loop, not ``Trainer.test`` + a timing callback: the timed region must hold only the model call
+    (no hooks, logging or metric reduction inside it), after an untimed warm-up, and repeatable.
+
     Timing covers model inference only, after an untimed warm-up at the batch shape (the first call of a
     shape pays for kernel selection). With ``min_seconds`` the pass is repeated, timed only, until that
     much inference time was measured: a short pass is noisy to time.

@@ -29,7 +29,10 @@ def dataset_rng(seed: int, dataset: str) -> np.random.Generator:
 def split_stems(stems: list[str], dataset: str, seed: int, val_fraction: float, test_fraction: float,
                 group_of: Callable[[str], str] = lambda stem: stem, where: str = "") -> dict[str, list[str]]:
     """Seeded split of ``stems`` (order-independent: they are sorted first). Whole groups go to one split;
-    test and val get at least one group each when their fraction is positive. Lists keep the seeded order."""
+    test and val get at least one group each when their fraction is positive. Lists keep the seeded order.
+
+    Not MONAI ``partition_dataset``: it splits items, not groups (slices of one patient would leak across
+    splits), and cannot guarantee a non-empty val/test split for the tiny datasets."""
     stems = sorted(set(stems))
     needed = 1 + int(val_fraction > 0) + int(test_fraction > 0)
     groups: dict[str, list[str]] = {}
