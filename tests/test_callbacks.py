@@ -20,3 +20,16 @@ def test_overlays_take_the_first_images_of_every_dataset_across_batches():
     assert callback._batch["stem"] == ["s0", "s1", "s5", "s6", "s8"] and callback._batch["image"].shape[0] == 5
     callback.on_validation_batch_end(None, None, None, _batch(["lits"], offset=20), 0)  # a new validation epoch starts afresh
     assert callback._batch["stem"] == ["s20"]
+
+
+def test_a_test_run_keeps_the_fit_run_record(tmp_path):
+    import lightning as L
+
+    from unisegdiff.callbacks import RunRecordCallback
+
+    callback = RunRecordCallback()
+    trainer = L.Trainer(default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
+    callback.on_fit_start(trainer, None)
+    fit_record = (tmp_path / "run_record.json").read_bytes()
+    callback.on_test_start(trainer, None)
+    assert (tmp_path / "run_record.json").read_bytes() == fit_record and (tmp_path / "test_run_record.json").is_file()

@@ -71,12 +71,13 @@ class StageCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
 
 
 class RunRecordCallback(L.Callback):
-    """Writes ``run_record.json`` (seed, commit, versions) into the log directory at fit/test start."""
+    """Writes ``run_record.json`` (seed, commit, versions) into the log directory at fit start, and
+    ``test_run_record.json`` at test start: a test of a trained run never overwrites the fit's record."""
 
     @rank_zero_only
-    def _write(self, trainer: L.Trainer) -> None:
+    def _write(self, trainer: L.Trainer, name: str = "run_record.json") -> None:
         record = redact(run_record())
-        write_json_atomic(record, log_dir_of(trainer) / "run_record.json")
+        write_json_atomic(record, log_dir_of(trainer) / name)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.experiment.config.update({"run_record": record}, allow_val_change=True)
@@ -85,7 +86,7 @@ class RunRecordCallback(L.Callback):
         self._write(trainer)
 
     def on_test_start(self, trainer, pl_module):
-        self._write(trainer)
+        self._write(trainer, "test_run_record.json")
 
 
 class ValidationFiguresCallback(L.Callback):
