@@ -49,6 +49,9 @@ def main() -> int:
     out = Path(args.out) if args.out else ROOT / "reports" / ("benchmark" if name == "standard" else f"benchmark_{name}")
     work = Path(args.work) if args.work else ROOT / "runs" / f"benchmark_{name}"
     bench = Benchmark(profile, args.data or None, out, work, name, args.datasets, parse_external(args.external, args.external_map))
+    for given, allowed, what in ((args.methods, profile.methods, "--methods"), (args.seeds, profile.seeds, "--seeds")):
+        if given and set(given) - set(allowed):
+            raise SystemExit(f"{what} {sorted(set(given) - set(allowed))} not in the {name} profile ({allowed})")
     if not args.report_only:
         bench.run(args.methods, args.seeds)
     from unisegdiff.benchmark.report import write_report

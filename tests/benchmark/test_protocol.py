@@ -117,3 +117,14 @@ def test_variants_are_methods_with_their_own_recipe_overrides_and_phase_split(tm
         frozen.run()
     with pytest.raises(ValueError, match="variant 'unet' needs a new name"):
         BenchProfile(variants={"unet": {"recipe": "unet"}})
+
+
+def test_inference_variants_and_overrides_are_checked_before_training(tmp_path):
+    bad_steps = BenchProfile(seeds=[0], methods=["unet", "eps"], **{**TINY, "inference_variants": {"one_call": {"sampling_steps": [0, 0, 1]}}})
+    with pytest.raises(ValueError, match="inference variant 'one_call' does not fit method 'eps'"):
+        Benchmark(bad_steps, None, tmp_path / "o", tmp_path / "w", "x", ["phantom_ct"])
+    no_samples = BenchProfile(seeds=[0], methods=["staged"], **{**TINY, "inference_variants": {"k0": {"num_samples": 0}}})
+    with pytest.raises(ValueError, match="num_samples must be a positive integer"):
+        Benchmark(no_samples, None, tmp_path / "o", tmp_path / "w", "x", ["phantom_ct"])
+    with pytest.raises(ValueError, match=r"model_overrides for unknown methods \['stagd'\]"):
+        BenchProfile(model_overrides={"stagd": {"lr": 0.1}})

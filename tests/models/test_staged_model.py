@@ -250,3 +250,26 @@ def test_condition_probability_is_the_phase1_segmentation():
     model = StagedDiffusionSegmenter(**SMALL).eval()
     image, _ = _batch()
     torch.testing.assert_close(model.condition_probability(image), torch.sigmoid(model.condition(image)))
+
+
+def test_old_checkpoint_stage_steps_become_sampling_steps_and_foreign_schedulers_are_refused(tmp_path):
+    import io
+
+    import lightning
+
+    model = StagedDiffusionSegmenter(**SMALL)
+    hparams = {k: v for k, v in model.hparams.items() if k != "sampling_steps"} | {"stage_steps": [1, 1, 1], "sampling_steps": None}
+    buffer = io.BytesIO()
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams, "pytorch-lightning_version": lightning.__version__}, buffer)
+    (tmp_path / "old.ckpt").write_bytes(buffer.getvalue())
+    old = StagedDiffusionSegmenter.load_from_checkpoint(tmp_path / "old.ckpt")
+    assert old.network_calls == 3  # what that checkpoint was evaluated with, not the plan's 8
+    image, _ = _batch(b=1)
+    from unisegdiff.diffusion import StagedScheduler, StagePlan
+    foreign = StagedScheduler.from_plan(StagePlan([dict(name="e", start=0, end=1000, target="eps", steps=2)]))
+    with pytest.raises(ValueError, match="is not the model's"):
+        model.predict_fused(image, scheduler=foreign)
+    with pytest.raises(ValueError, match="num_samples must be a positive integer"):
+        model.predict_fused(image, num_samples=0)
+    with pytest.raises(ValueError, match="sampling steps must be None, an int or one int per stage"):
+        model.scheduler.set_timesteps("50")

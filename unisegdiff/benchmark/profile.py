@@ -66,6 +66,9 @@ class BenchProfile:
         for name, spec in self.inference_variants.items():
             if set(spec) - {"sampling_steps", "sampler", "num_samples"}:
                 raise ValueError(f"benchmark profile: inference variant {name!r} takes sampling_steps/sampler/num_samples, got {spec}")
+        stray = sorted(set(self.model_overrides) - set(METHODS) - set(self.variants))
+        if stray:
+            raise ValueError(f"benchmark profile: model_overrides for unknown methods {stray}; methods: {list(METHODS)} and variants")
         unknown = sorted(set(self.methods) - set(METHODS) - set(self.variants))
         if unknown:
             raise ValueError(f"benchmark profile: unknown methods {unknown}; choose from {METHODS} or define them under variants")

@@ -19,6 +19,7 @@ from unisegdiff.benchmark.profile import DIFFUSION_METHODS, BenchProfile
 from unisegdiff.benchmark.runs import evaluate_images, per_dataset_subset, train
 from unisegdiff.callbacks import run_record
 from unisegdiff.data import load_registry
+from unisegdiff.diffusion import StagedScheduler, StagePlan
 from unisegdiff.inference import inference_autocast
 from unisegdiff.io import write_json_atomic
 from unisegdiff.plots import plot_overlays, plot_timestep_profiles
@@ -43,6 +44,24 @@ class Benchmark:
         self.missing = [d for d in wanted if d not in self.datasets]
         if not self.datasets:
             raise FileNotFoundError(f"no dataset of {wanted} found under {root!r}; set UNISEGDIFF_DATA to a canonical root")
+        self.check_inference_variants()
+
+    def check_inference_variants(self) -> None:
+        """Every inference variant must fit every diffusion method's plan: found now, not after hours of training."""
+        for method in self.profile.methods:
+            if self.profile.recipe_of(method) not in DIFFUSION_METHODS:
+                continue
+            args = self.model_section(method)["init_args"]
+            stages = args.get("stages") or compose_section([self.profile.recipes["staged"]], "model")["init_args"]["stages"]
+            plan = StagePlan(stages, args.get("num_timesteps", 1000))
+            for name, spec in self.profile.inference_variants.items():
+                k = spec.get("num_samples", 1)
+                try:
+                    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+                        raise ValueError(f"num_samples must be a positive integer, got {k!r}")
+                    StagedScheduler.from_plan(plan).set_timesteps(spec.get("sampling_steps"), spec.get("sampler"))
+                except ValueError as error:
+                    raise ValueError(f"benchmark profile: inference variant {name!r} does not fit method {method!r}: {error}") from error
 
     # --- recipes ----------------------------------------------------------------------------------
     def datamodule(self, seed: int, root: str | None = None, datasets: list[str] | None = None, registry: str | None = None) -> L.LightningDataModule:
@@ -119,6 +138,7 @@ class Benchmark:
             stored = json.loads(stamp.read_text())
             if stored["wanted"] == json.loads(json.dumps(wanted)):
                 return str(ckpt_dir / "last.ckpt"), stored["train"]
+        stamp.unlink(missing_ok=True)  # an interrupted retrain must never leave its checkpoint beside an older stamp
         L.seed_everything(seed, workers=True)  # weights initialized from the seed, not from whatever ran before
         model = instantiate_section(wanted["condition"], L.LightningModule)
         info = train(model, self.datamodule(seed), steps, ckpt_dir, seed, self.profile.precision, self.profile.deterministic)
@@ -187,15 +207,16 @@ class Benchmark:
                            "calls_per_sample": 1000 if scheduler is not None else model.network_calls}
             batch = next(iter(torch.utils.data.DataLoader(test_set, batch_size=min(len(test_set), 32), shuffle=False)))
             with inference_autocast(p.precision, model.device.type):
-                extras["timestep_profile"] = timestep_profile(model.eval(), batch["image"], batch["mask"],
+                extras["timestep_profile"] = timestep_profile(model.eval(), batch["image"].to(model.device), batch["mask"].to(model.device),
                                                               profile_timesteps(model.plan.num_timesteps, p.profile_points), seed=seed)
         return extras
 
     def write_overlays(self, method: str, model, subset) -> Path:
         """``overlays_<method>.png``: image, ground truth, prediction and uncertainty, one row per image."""
         batch = next(iter(torch.utils.data.DataLoader(subset, batch_size=len(subset), shuffle=False)))
+        image = batch["image"].to(model.device)
         with inference_autocast(self.profile.precision, model.device.type):
-            fused = model.eval().predict_fused(batch["image"].to(model.device), generator=model._eval_generator(batch))
+            fused = model.eval().predict_fused(image, generator=model._eval_generator({**batch, "image": image}))
         titles = [f"{d}/{s}" for d, s in zip(batch["dataset"], batch["stem"])]
         return plot_overlays(batch["image"].numpy(), batch["mask"].numpy(), fused.mask.float().cpu().numpy(),
                              fused.uncertainty.float().cpu().numpy(), self.out / f"overlays_{method}.png", titles)
@@ -213,7 +234,8 @@ class Benchmark:
 
     def score_inference_variant(self, model, test_set, spec: dict[str, Any]) -> dict[str, Any]:
         """The same trained model sampled another way (calls per stage, sampler, K): images, pixels, speed, calls."""
-        scheduler = model.scheduler.set_timesteps(spec.get("sampling_steps"), spec.get("sampler"))
+        steps = spec["sampling_steps"] if "sampling_steps" in spec else model.scheduler.steps  # unset: the model's own steps
+        scheduler = model.scheduler.set_timesteps(steps, spec.get("sampler"))
         scored = evaluate_images(model, test_set, self.profile.eval_batch_size, self.profile.precision, scheduler=scheduler,
                                  num_samples=spec.get("num_samples"))
         return {"spec": spec, "calls_per_sample": scheduler.network_calls, "num_samples": spec.get("num_samples") or model.hparams.num_samples,

@@ -61,12 +61,21 @@ def train(model: L.LightningModule, dm: L.LightningDataModule, steps: int, ckpt_
     seconds = time.perf_counter() - start
     if not (ckpt_dir / "last.ckpt").is_file():
         raise RuntimeError(f"training wrote no {ckpt_dir / 'last.ckpt'}")
+    if steps > 0 and trainer.global_step != steps:
+        raise RuntimeError(f"training stopped at step {trainer.global_step} of {steps} ({ckpt_dir}); the run is not at the budget")
+    model.to(trainer.strategy.root_device)  # Lightning's teardown moves the module to the CPU: evaluate where it trained
     return {"steps": int(trainer.global_step), "seconds": seconds}
 
 
+def _synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so a timer around a model call measures the work, not its launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _predict(model, image: torch.Tensor, batch: dict, precision: str, sampling: dict):
-    with inference_autocast(precision, model.device.type):
-        return model.predict_fused(image, generator=model._eval_generator(batch), **sampling)
+    with inference_autocast(precision, model.device.type):  # generators on the image's device, not the batch's
+        return model.predict_fused(image, generator=model._eval_generator({**batch, "image": image}), **sampling)
 
 
 @torch.inference_mode()
@@ -89,13 +98,16 @@ def evaluate_images(model, dataset: Dataset, batch_size: int, precision: str, sc
     pixel: dict[str, PixelCalibration] = {}
     first = next(iter(loader))
     with inference_autocast(precision, model.device.type):
-        model.warm_up(first["image"].to(model.device))
+        image = first["image"].to(model.device)
+        model.warm_up(image) if not num_samples else model.predict_fused(image, **sampling)  # warm at the timed shape
     seconds, timed, passes = 0.0, 0, 0
     while passes == 0 or seconds < min_seconds:
         for batch in loader:
             image = batch["image"].to(model.device)
+            _synchronize(image.device)
             start = time.perf_counter()
             fused = _predict(model, image, batch, precision, sampling)
+            _synchronize(image.device)
             seconds += time.perf_counter() - start
             timed += image.shape[0]
             if passes:
@@ -103,8 +115,10 @@ def evaluate_images(model, dataset: Dataset, batch_size: int, precision: str, sc
             prob, mask, unc = fused.probability.float().cpu(), fused.mask.cpu(), fused.uncertainty.float().cpu()
             scores = per_sample_metrics(mask, batch["mask"])
             # a diffusion model's condition network alone: whether phase 2 improves on the segmentation it starts from
-            condition = per_sample_metrics((model.condition_probability(image).cpu() > 0.5).float(), batch["mask"])[:, 0] \
-                if hasattr(model, "condition_probability") else None
+            condition = None
+            if hasattr(model, "condition_probability"):  # under the same autocast as the model it is compared with
+                with inference_autocast(precision, model.device.type):
+                    condition = per_sample_metrics((model.condition_probability(image).cpu() > 0.5).float(), batch["mask"])[:, 0]
             for i, (name, stem) in enumerate(zip(batch["dataset"], batch["stem"])):
                 hd95 = float(scores[i, 2])
                 rows.append({"dataset": name, "stem": stem, "dice": float(scores[i, 0]), "iou": float(scores[i, 1]),

@@ -58,6 +58,8 @@ class StagedScheduler:
         sampler = self.sampler if sampler is None else sampler
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
+        if isinstance(steps, (str, bool)) or not (steps is None or isinstance(steps, int) or all(isinstance(n, int) and not isinstance(n, bool) for n in steps)):
+            raise ValueError(f"sampling steps must be None, an int or one int per stage, got {steps!r}")
         if steps is None:
             timesteps = self.plan.inference_timesteps()
         elif isinstance(steps, int):

@@ -110,6 +110,17 @@ class StagedDiffusionSegmenter(SegmentationModule):
         )
         self.dice = DiceLoss(sigmoid=False)
 
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):
+        """Lightning's loader; a checkpoint from before ``sampling_steps`` took per-stage lists stored them as
+        ``stage_steps``: they become ``sampling_steps`` (what that checkpoint was evaluated with)."""
+        from unisegdiff.io import read_checkpoint
+
+        saved = read_checkpoint(checkpoint_path)["hyper_parameters"]
+        if "stage_steps" in saved and "sampling_steps" not in kwargs:
+            kwargs["sampling_steps"] = saved.get("sampling_steps") or saved["stage_steps"]
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
     @property
     def plan(self) -> StagePlan:
         return self.scheduler.plan
@@ -224,6 +235,11 @@ class StagedDiffusionSegmenter(SegmentationModule):
         ``scheduler`` overrides the default sampler / steps (e.g. ``model.scheduler.set_timesteps(1000, "ddpm")``).
         """
         scheduler = scheduler or self.scheduler
+        if scheduler.plan.to_dict() != self.plan.to_dict() or scheduler.schedule.name != self.scheduler.schedule.name:
+            raise ValueError(f"the scheduler's plan/schedule ({scheduler.plan}, {scheduler.schedule.name}) is not the model's "
+                             f"({self.plan}, {self.scheduler.schedule.name}); build it with model.scheduler.set_timesteps(...)")
+        if not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
         k = num_samples
         logits, feats = self._conditioned(image, k)
         if isinstance(generator, (list, tuple)):
@@ -244,7 +260,7 @@ class StagedDiffusionSegmenter(SegmentationModule):
     def predict_fused(self, image: torch.Tensor, generator: Generators = None, scheduler: StagedScheduler | None = None,
                       num_samples: int | None = None) -> FusedPrediction:
         """K samples (``num_samples`` or the model's default) fused into probability, mask and uncertainty."""
-        samples = self.sample_masks(image, num_samples or self.hparams.num_samples, generator, scheduler)
+        samples = self.sample_masks(image, self.hparams.num_samples if num_samples is None else num_samples, generator, scheduler)
         return fuse_samples(samples, self.hparams.fusion, self.hparams.uncertainty)
 
     @torch.inference_mode()
