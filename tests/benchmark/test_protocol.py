@@ -128,3 +128,15 @@ def test_inference_variants_and_overrides_are_checked_before_training(tmp_path):
         Benchmark(no_samples, None, tmp_path / "o", tmp_path / "w", "x", ["phantom_ct"])
     with pytest.raises(ValueError, match=r"model_overrides for unknown methods \['stagd'\]"):
         BenchProfile(model_overrides={"stagd": {"lr": 0.1}})
+
+
+def test_a_changed_data_recipe_invalidates_finished_runs(tmp_path):
+    recipe = tmp_path / "data.yaml"
+    recipe.write_text("data:\n  class_path: unisegdiff.data.LesionDataModule\n  init_args: {augment: false}\n")
+    profile = BenchProfile(seeds=[0], methods=["unet"], **{**TINY, "data_recipe": str(recipe)})
+    bench = Benchmark(profile, None, tmp_path / "out", tmp_path / "work", "tiny", ["phantom_ct"])
+    bench.run()
+    assert bench.done("unet", 0)
+    recipe.write_text("data:\n  class_path: unisegdiff.data.LesionDataModule\n  init_args: {augment: true}\n")
+    with pytest.raises(ValueError, match="other settings"):
+        bench.done("unet", 0)

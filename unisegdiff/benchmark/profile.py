@@ -97,7 +97,9 @@ class BenchProfile:
         return self.variants[method]["recipe"] if method in self.variants else {"unet_walltime": "unet"}.get(method, method)
 
     def overrides_of(self, method: str) -> dict[str, Any]:
-        return {**self.model_overrides.get(method, {}), **self.variants.get(method, {}).get("overrides", {})}
+        """init_args over the method's recipe: unet_walltime trains the unet's model, a variant adds its own overrides."""
+        base = self.model_overrides.get("unet", {}) if method == "unet_walltime" else {}
+        return {**base, **self.model_overrides.get(method, {}), **self.variants.get(method, {}).get("overrides", {})}
 
     def phase1_steps_of(self, method: str) -> int:
         """Phase-1 steps of a diffusion method (0: none, the condition network trains inside phase 2)."""

@@ -94,7 +94,11 @@ class Benchmark:
         if recipe not in DIFFUSION_METHODS:
             p.pop("phase1_fraction"), p.pop("num_samples"), p.pop("inference_variants")
         model = self.model_section(method, condition_ckpt="<phase 1 of this seed>")
-        return {"profile": p, "model": model, "root": self.root, "datasets": self.datasets,
+        # the recipes' contents, not only their names: editing configs/data/*.yaml or the condition recipe invalidates
+        contents = {"data": compose_section([self.profile.data_recipe], "data")}
+        if recipe in DIFFUSION_METHODS:
+            contents["condition"] = compose_section([self.profile.recipes["condition"]], "model")
+        return {"profile": p, "model": model, "root": self.root, "datasets": self.datasets, "recipe_contents": contents,
                 "external": {k: [v[0], v[1]] for k, v in sorted(self.external.items())}}
 
     # --- result files -----------------------------------------------------------------------------
@@ -106,7 +110,12 @@ class Benchmark:
         if not path.is_file():
             return False
         stored = json.loads(path.read_text()).get("settings")
-        if stored != json.loads(json.dumps(self.settings(method))):
+        current = json.loads(json.dumps(self.settings(method)))
+        if "recipe_contents" not in stored:  # written before recipe contents were recorded (session of 2026-11-23)
+            current.pop("recipe_contents")
+            print(f"[benchmark] {path}: no recipe contents recorded; assuming configs/ unchanged since its commit "
+                  f"{json.loads(path.read_text()).get('run_record', {}).get('git_commit', '?')}")
+        if stored != current:
             raise ValueError(f"{path} was made with other settings than this run's ({self.profile_name} profile); "
                              "use another --out, or delete the file to rerun it")
         return True
