@@ -56,12 +56,14 @@ def main() -> int:
         bench.run(args.methods, args.seeds)
     from unisegdiff.benchmark.report import write_report
 
-    write_report(bench.result_files(), out, name, compare=[m for m in profile.methods if m != "unet"], min_images=profile.min_images)
+    # only this profile's methods, and only files made with its settings (done() refuses the others)
+    files = [f for f in bench.result_files() if f.parent.name in profile.methods and bench.done(f.parent.name, int(f.stem[4:]))]
+    write_report(files, out, name, compare=[m for m in profile.methods if m != "unet"], min_images=profile.min_images)
     bench.write_timestep_profiles()
     if profile.variants or profile.inference_variants:
         from unisegdiff.benchmark.ablations import write_ablations
 
-        write_ablations(bench.result_files(), out, min_images=profile.min_images)
+        write_ablations(files, out, min_images=profile.min_images)
     print(f"report: {out}/README.md")
     return 0
 
