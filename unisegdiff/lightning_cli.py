@@ -39,8 +39,9 @@ class SaveAndLogConfig(SaveConfigCallback):
         output_dir = getattr(trainer.datamodule, "output_dir", None)
         if stage == "predict" and output_dir is not None:
             path = Path(output_dir) / PREDICT_CONFIG
-        else:
-            path = Path(trainer.log_dir) / self.config_filename  # log_dir broadcasts: every rank asks for it
+        else:  # fit keeps config.yaml; validate/test write their own (test_config.yaml), never over the fit's
+            name = self.config_filename if stage == "fit" else f"{getattr(stage, 'value', stage)}_{self.config_filename}"
+            path = Path(trainer.log_dir) / name  # log_dir broadcasts: every rank asks for it
         exists = trainer.strategy.broadcast(path.is_file() if trainer.is_global_zero else False)
         if exists and not self.overwrite and stage != "predict":  # predict reruns complete their folder
             raise RuntimeError(f"{path} exists; pass another log directory (or save_config_kwargs overwrite=True)")

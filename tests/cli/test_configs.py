@@ -80,3 +80,18 @@ def test_last_checkpoint_is_the_last_step_even_when_validation_does_not_improve(
     # one batch per epoch (the phantom_ct train split is smaller than a batch): 4 epochs = 4 steps
     assert torch.load(root / "last.ckpt", weights_only=True)["global_step"] == 4  # was 1 when last.ckpt followed best.ckpt
     assert torch.load(root / "best.ckpt", weights_only=True)["global_step"] == 1
+
+
+def test_a_test_run_keeps_the_fit_config_and_run_record(tmp_path):
+    """issue 18: `unisegdiff test` used to overwrite the fit run's config.yaml and run_record.json."""
+    from unisegdiff.cli import main as cli_main
+
+    root = tmp_path / "stage"
+    common = ["--config", str(ROOT / "configs/unisegdiff/condition.yaml"), "--config", str(ROOT / "configs/data/phantoms.yaml"),
+              "--trainer.default_root_dir", str(root), "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+              "--model.init_args.features", "[4, 8, 8, 16, 16, 4]", "--data.init_args.phantom_samples", "6",
+              "--data.init_args.image_size", "32", "--data.init_args.datasets", "[phantom_ct]"]
+    cli_main(["fit", *common, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1"])
+    fit_config = (root / "config.yaml").read_bytes()
+    cli_main(["test", *common, "--ckpt_path", str(root / "last.ckpt")])
+    assert (root / "config.yaml").read_bytes() == fit_config and (root / "test_config.yaml").is_file()
