@@ -24,7 +24,7 @@ def test_rows_pair_each_setting_with_the_unet_of_the_same_seed(tmp_path):
     assert abs(plan["difference"] - 0.05) < 1e-9 and plan["ci_low"] - 1e-9 <= 0.05 <= plan["ci_high"] + 1e-9 and plan["condition_dice"] == 0.62
     expected = 0.70 - sum(0.60 + 0.001 * (i % 3) for i in range(30)) / 30  # hand: 0.70 - 0.601
     assert abs(fast["difference"] - expected) < 1e-9 and fast["calls"] == 1 and fast["n"] == 30
-    text = write_ablations_from(results, tmp_path)
+    text = write_ablations_from(results, tmp_path)  # ablation_table.md
     assert "| staged | one_call | 0 | big | 30 | 1 x 2 |" in text and "+9.9" in text
 
 
@@ -37,3 +37,9 @@ def write_ablations_from(results, tmp_path):
         path.write_text(json.dumps(r))
         files.append(path)
     return write_ablations(files, tmp_path).read_text()
+
+
+def test_the_generated_table_never_overwrites_a_hand_written_summary(tmp_path):
+    (tmp_path / "ablations.md").write_text("# my summary\n")
+    path = write_ablations_from([_run("unet", 0, 0.6), _run("staged", 0, 0.65)], tmp_path)
+    assert (tmp_path / "ablations.md").read_text() == "# my summary\n" and "| staged | plan |" in path

@@ -49,10 +49,11 @@ def ablation_rows(results: list[dict], reference: str = "unet", min_images: int 
 
 
 def write_ablations(result_files: list[Path], out: Path, reference: str = "unet", min_images: int = 30) -> Path:
-    """``ablations.md`` and ``ablations.json`` in ``out`` from the benchmark's result files."""
+    """``ablation_table.md`` and ``ablation_table.json`` in ``out`` from the benchmark's result files (a hand-written
+    ``ablations.md`` summary may sit beside them; it is never overwritten)."""
     results = [json.loads(Path(p).read_text(encoding="utf-8")) for p in result_files]
     rows = ablation_rows(results, reference, min_images)
-    write_text_atomic(json.dumps(rows, indent=1), out / "ablations.json")
+    write_text_atomic(json.dumps(rows, indent=1), out / "ablation_table.json")
     lines = ["# Ablations against the U-Net", "",
              f"Every trained diffusion method and inference setting on the datasets with >= {min_images} test images, paired with "
              f"the `{reference}` of the same seed on the same images (difference in Dice points, 95% paired-bootstrap CI, "
@@ -67,4 +68,4 @@ def write_ablations(result_files: list[Path], out: Path, reference: str = "unet"
                      f"{100 * r['difference']:+.1f} | {100 * r['ci_low']:+.1f} to {100 * r['ci_high']:+.1f} | {r['p_value']:.2g} |")
     if not rows:
         lines.append(f"| (no dataset with >= {min_images} test images, or no `{reference}` run of the same seed) |" + " |" * 13)
-    return write_text_atomic("\n".join(lines) + "\n", out / "ablations.md")
+    return write_text_atomic("\n".join(lines) + "\n", out / "ablation_table.md")
