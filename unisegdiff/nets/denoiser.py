@@ -52,6 +52,9 @@ class ConditionalDenoiser(nn.Module):
             embedding (added to the timestep embedding) and its own output head, so the output
             may jump at a stage boundary where the target changes (e.g. v -> x0); a network
             smooth in t cannot, and its one-step estimate collapses near such boundaries.
+        image_channels: channels of the image given to the stem beside x_t (0: the denoiser sees the
+            image only through the condition features). With the image it can segment on its own,
+            which condition dropout in training requires.
     """
 
     def __init__(
@@ -63,17 +66,21 @@ class ConditionalDenoiser(nn.Module):
         use_cond_prob: bool = True,
         emb_dim: int = 64,
         num_stages: int = 1,
+        image_channels: int = 0,
     ):
         super().__init__()
         if num_stages < 1:
             raise ValueError(f"num_stages must be >= 1, got {num_stages}")
+        if image_channels < 0:
+            raise ValueError(f"image_channels must be >= 0, got {image_channels}")
         if len(cond_channels) != len(channels):
             raise ValueError(f"cond_channels {cond_channels} and channels {channels} must have the same length")
         conv = Conv[Conv.CONV, spatial_dims]
         self.spatial_dims, self.use_cond_prob, self.emb_dim, self.num_stages = spatial_dims, use_cond_prob, emb_dim, num_stages
+        self.image_channels = image_channels
         self.time_mlp = nn.Sequential(nn.Linear(emb_dim, emb_dim * 2), nn.SiLU(), nn.Linear(emb_dim * 2, emb_dim))
         self.stage_emb = nn.Embedding(num_stages, emb_dim) if num_stages > 1 else None
-        self.stem = conv(mask_channels + int(use_cond_prob), channels[0], 3, padding=1)
+        self.stem = conv(mask_channels + int(use_cond_prob) + image_channels, channels[0], 3, padding=1)
         block_in = [channels[0]] + list(channels[:-1])  # width entering each encoder level
         self.cond_proj = nn.ModuleList(conv(c, w, 1) for c, w in zip(cond_channels, block_in))
         self.down = nn.ModuleList()
@@ -95,14 +102,20 @@ class ConditionalDenoiser(nn.Module):
             nn.init.zeros_(head.bias)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond_feats: list[torch.Tensor], cond_prob: torch.Tensor | None = None,
-                stage: torch.Tensor | None = None) -> torch.Tensor:
-        """Raw output for each row; ``stage`` (B,) selects the stage embedding and head (needed when num_stages > 1)."""
+                stage: torch.Tensor | None = None, image: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw output for each row; ``stage`` (B,) selects the stage embedding and head (needed when num_stages > 1);
+        ``image`` (B, image_channels, ...) is required when the denoiser was built with image channels."""
         if self.num_stages > 1 and stage is None:
             raise ValueError(f"ConditionalDenoiser has {self.num_stages} stages: pass the stage index of each row")
+        if (image is None) != (self.image_channels == 0) or (image is not None and image.shape[1] != self.image_channels):
+            raise ValueError(f"ConditionalDenoiser was built with image_channels={self.image_channels}: "
+                             f"got image {None if image is None else tuple(image.shape)}")
         emb = self.time_mlp(get_timestep_embedding(t.float(), self.emb_dim))
         if self.stage_emb is not None:
             emb = emb + self.stage_emb(stage)
         h = torch.cat([x_t, cond_prob], dim=1) if self.use_cond_prob else x_t
+        if image is not None:
+            h = torch.cat([h, image.to(h.dtype)], dim=1)
         h = self.stem(h)
         skips = []
         for i, block in enumerate(self.down):
