@@ -130,6 +130,28 @@ def test_inference_variants_and_overrides_are_checked_before_training(tmp_path):
         BenchProfile(model_overrides={"stagd": {"lr": 0.1}})
 
 
+def test_guided_inference_variants_apply_to_the_methods_they_name(tmp_path):
+    variants = {"cdrop": {"recipe": "staged", "phase1_fraction": 0.0,
+                          "overrides": {"freeze_condition": False, "denoiser_trains_condition": False, "denoiser_image": True,
+                                        "condition_dropout": 0.5, "sampling_steps": [0, 0, 1]}}}
+    guided = {"half": {"guidance_scale": 0.5, "methods": ["cdrop"]}}
+    profile = BenchProfile(seeds=[0], methods=["staged", "cdrop"], variants=variants, inference_variants=guided, **TINY)
+    bench = Benchmark(profile, None, tmp_path / "out", tmp_path / "work", "tiny", ["phantom_ct"])
+    assert bench.inference_variants_of("staged") == {} and set(bench.inference_variants_of("cdrop")) == {"half"}
+    assert bench.settings("staged")["profile"]["inference_variants"] == {}
+    run = _load(bench.run(["cdrop"])[0])
+    half = run["inference_variants"]["half"]
+    assert half["calls_per_sample"] == 2 and len(half["images"]) == len(run["images"])  # two branches of one call
+    everywhere = BenchProfile(seeds=[0], methods=["staged", "cdrop"], variants=variants, **TINY,
+                              inference_variants={"half": {"guidance_scale": 0.5}})
+    with pytest.raises(ValueError, match="inference variant 'half' does not fit method 'staged'.*condition_dropout"):
+        Benchmark(everywhere, None, tmp_path / "o", tmp_path / "w", "x", ["phantom_ct"])
+    stray = BenchProfile(seeds=[0], methods=["cdrop"], variants=variants, **TINY,
+                         inference_variants={"half": {"guidance_scale": 0.5, "methods": ["nope"]}})
+    with pytest.raises(ValueError, match=r"name methods \['nope'\] that are not in the profile"):
+        Benchmark(stray, None, tmp_path / "o", tmp_path / "w", "x", ["phantom_ct"])
+
+
 def test_a_changed_data_recipe_invalidates_finished_runs(tmp_path):
     recipe = tmp_path / "data.yaml"
     recipe.write_text("data:\n  class_path: unisegdiff.data.LesionDataModule\n  init_args: {augment: false}\n")

@@ -120,3 +120,32 @@ def test_image_seeing_model_samples_and_fits_a_tiny_problem():
     fused = model.predict_fused(image)
     dice = 2 * (fused.mask * mask).sum() / (fused.mask.sum() + mask.sum())
     assert dice > 0.7
+
+
+def test_guidance_mixes_the_conditioned_and_the_condition_free_outputs():
+    model = StagedDiffusionSegmenter(denoiser_image=True, condition_dropout=0.5, **SMALL).eval()
+    _randomize_heads(model)
+    image, _ = _batch()
+    logits, feats = model.condition.forward_features(image)
+    x_t, t = torch.randn(4, 1, 32, 32), torch.full((4,), 800)
+    stage = model.scheduler.stage_index(t)
+    with torch.no_grad():
+        cond = model.denoise(x_t, t, stage, feats, logits, image)
+        uncond = model.denoise(x_t, t, stage, feats, logits, image, torch.zeros(4, dtype=torch.bool))
+        for s in (0.0, 0.5, 2.0):
+            guided = model.guided_denoise(x_t, t, stage, feats, logits, image, s)
+            assert torch.allclose(guided, uncond + s * (cond - uncond), atol=1e-5)
+        assert torch.equal(model.guided_denoise(x_t, t, stage, feats, logits, image, 1.0), cond)
+    half = model.predict_fused(image, num_samples=2, guidance_scale=0.5)
+    assert half.probability.shape == (4, 1, 32, 32)
+    assert StagedDiffusionSegmenter(denoiser_image=True, condition_dropout=0.5, guidance_scale=0.5, **SMALL).network_calls == 16
+
+
+def test_guidance_needs_a_condition_dropout_model():
+    with pytest.raises(ValueError, match="needs a model trained with condition_dropout"):
+        StagedDiffusionSegmenter(guidance_scale=0.5, **SMALL)
+    model = StagedDiffusionSegmenter(**SMALL)
+    with pytest.raises(ValueError, match="needs a model trained with condition_dropout"):
+        model.predict_fused(torch.randn(1, 3, 32, 32), guidance_scale=0.5)
+    with pytest.raises(ValueError, match="guidance_scale must be a number"):
+        StagedDiffusionSegmenter(denoiser_image=True, condition_dropout=0.5, guidance_scale="half", **SMALL)

@@ -22,6 +22,7 @@ from unisegdiff.data import load_registry
 from unisegdiff.diffusion import StagedScheduler, StagePlan
 from unisegdiff.inference import inference_autocast
 from unisegdiff.io import write_json_atomic
+from unisegdiff.models import StagedDiffusionSegmenter
 from unisegdiff.plots import plot_overlays, plot_timestep_profiles
 from unisegdiff.recipes import compose_section, instantiate_section
 from unisegdiff.timestep_profile import profile_timesteps, timestep_profile
@@ -54,14 +55,23 @@ class Benchmark:
             args = self.model_section(method)["init_args"]
             stages = args.get("stages") or compose_section([self.profile.recipes["staged"]], "model")["init_args"]["stages"]
             plan = StagePlan(stages, args.get("num_timesteps", 1000))
-            for name, spec in self.profile.inference_variants.items():
+            for name, spec in self.inference_variants_of(method).items():
                 k = spec.get("num_samples", 1)
                 try:
                     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
                         raise ValueError(f"num_samples must be a positive integer, got {k!r}")
                     StagedScheduler.from_plan(plan).set_timesteps(spec.get("sampling_steps"), spec.get("sampler"))
+                    if "guidance_scale" in spec:
+                        StagedDiffusionSegmenter._check_guidance(spec["guidance_scale"], args.get("condition_dropout", 0.0))
                 except ValueError as error:
                     raise ValueError(f"benchmark profile: inference variant {name!r} does not fit method {method!r}: {error}") from error
+
+    def inference_variants_of(self, method: str) -> dict[str, dict[str, Any]]:
+        """The profile's inference variants that apply to ``method`` (a variant's ``methods`` list, default: all)."""
+        unknown = {m for spec in self.profile.inference_variants.values() for m in spec.get("methods", [])} - set(self.profile.methods)
+        if unknown:
+            raise ValueError(f"benchmark profile: inference variants name methods {sorted(unknown)} that are not in the profile")
+        return {name: spec for name, spec in self.profile.inference_variants.items() if method in spec.get("methods", [method])}
 
     # --- recipes ----------------------------------------------------------------------------------
     def datamodule(self, seed: int, root: str | None = None, datasets: list[str] | None = None, registry: str | None = None) -> L.LightningDataModule:
@@ -93,6 +103,9 @@ class Benchmark:
         p["recipes"] = {k: v for k, v in p["recipes"].items() if k == recipe or (k == "condition" and recipe in DIFFUSION_METHODS)}
         if recipe not in DIFFUSION_METHODS:
             p.pop("phase1_fraction"), p.pop("num_samples"), p.pop("inference_variants")
+        else:  # only the variants scored on this method (a guided variant for the dropout models leaves the others valid)
+            p["inference_variants"] = {name: {k: v for k, v in spec.items() if k != "methods"}
+                                       for name, spec in self.inference_variants_of(method).items()}
         model = self.model_section(method, condition_ckpt="<phase 1 of this seed>")
         # the recipes' contents, not only their names: editing configs/data/*.yaml or the condition recipe invalidates
         contents = {"data": compose_section([self.profile.data_recipe], "data")}
@@ -189,9 +202,9 @@ class Benchmark:
                           "seconds_per_image": scored["seconds_per_image"], "images": scored["count"]},
             "run_record": {**run_record(seed), "cpu_model": cpu_model(), "threads": torch.get_num_threads()},
             "missing_datasets": self.missing, "splits": dm.describe()}
-        if p.recipe_of(method) in DIFFUSION_METHODS and p.inference_variants:
+        if p.recipe_of(method) in DIFFUSION_METHODS and self.inference_variants_of(method):
             result["inference_variants"] = {
-                name: self.score_inference_variant(model, test_set, spec) for name, spec in p.inference_variants.items()}
+                name: self.score_inference_variant(model, test_set, spec) for name, spec in self.inference_variants_of(method).items()}
         if seed == p.seeds[0]:
             result.update(self.first_seed_extras(method, model, test_set, seed))
         result["external"] = {name: self.score_external(model, root, mapping, seed) for name, (root, mapping) in self.external.items()}
@@ -246,8 +259,10 @@ class Benchmark:
         steps = spec["sampling_steps"] if "sampling_steps" in spec else model.scheduler.steps  # unset: the model's own steps
         scheduler = model.scheduler.set_timesteps(steps, spec.get("sampler"))
         scored = evaluate_images(model, test_set, self.profile.eval_batch_size, self.profile.precision, scheduler=scheduler,
-                                 num_samples=spec.get("num_samples"))
-        return {"spec": spec, "calls_per_sample": scheduler.network_calls, "num_samples": spec.get("num_samples") or model.hparams.num_samples,
+                                 num_samples=spec.get("num_samples"), guidance_scale=spec.get("guidance_scale"))
+        guided = spec.get("guidance_scale", model.hparams.get("guidance_scale", 1.0)) != 1  # two branches per step
+        return {"spec": spec, "calls_per_sample": scheduler.network_calls * (2 if guided else 1),
+                "num_samples": spec.get("num_samples") or model.hparams.num_samples,
                 "images": scored["images"], "pixel": scored["pixel"], "seconds_per_image": scored["seconds_per_image"]}
 
     def score_external(self, model, root: str, mapping: dict[str, str], seed: int) -> dict[str, Any]:

@@ -80,7 +80,7 @@ def _predict(model, image: torch.Tensor, batch: dict, precision: str, sampling: 
 
 @torch.inference_mode()
 def evaluate_images(model, dataset: Dataset, batch_size: int, precision: str, scheduler=None, min_seconds: float = 0.0,
-                    num_samples: int | None = None) -> dict[str, Any]:
+                    num_samples: int | None = None, guidance_scale: float | None = None) -> dict[str, Any]:
     """Per-image Dice/IoU/HD95 and mean uncertainty, pixel calibration per dataset, and seconds per image.
 
     A plain loop, not ``Trainer.test`` + a timing callback: the timed region must hold only the model call
@@ -92,14 +92,15 @@ def evaluate_images(model, dataset: Dataset, batch_size: int, precision: str, sc
     """
     model.eval()
     # a diffusion model's sampler and sample count for this pass (the model's own settings stay untouched)
-    sampling = {k: v for k, v in (("scheduler", scheduler), ("num_samples", num_samples)) if v is not None}
+    sampling = {k: v for k, v in (("scheduler", scheduler), ("num_samples", num_samples), ("guidance_scale", guidance_scale))
+                if v is not None}
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     rows: list[dict[str, Any]] = []
     pixel: dict[str, PixelCalibration] = {}
     first = next(iter(loader))
     with inference_autocast(precision, model.device.type):
         image = first["image"].to(model.device)
-        model.warm_up(image) if not num_samples else model.predict_fused(image, **sampling)  # warm at the timed shape
+        model.warm_up(image) if not sampling.keys() - {"scheduler"} else model.predict_fused(image, **sampling)  # warm at the timed shape
     seconds, timed, passes = 0.0, 0, 0
     while passes == 0 or seconds < min_seconds:
         for batch in loader:

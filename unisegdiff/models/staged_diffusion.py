@@ -73,6 +73,10 @@ class StagedDiffusionSegmenter(SegmentationModule):
             0.97-0.99 below t = 600, reports/benchmark/ablations.md). Exposure-bias correction in the spirit of
             Ning et al. 2023 ("Input perturbation reduces exposure bias in diffusion models") and of SegRefiner
             (Wang et al., NeurIPS 2023), which trains its refiner on coarse masks instead of the ground truth.
+        guidance_scale: inference mixes the conditioned and the condition-dropped outputs as classifier-free guidance
+            does, ``uncond + s * (cond - uncond)`` on the raw outputs (x0 rows: logits): 1 uses the condition alone
+            (one call per step), 0.5 averages the two predictions' logits (an ensemble of the condition-guided and the
+            image-only denoiser, two calls per step), above 1 amplifies the condition. Needs ``condition_dropout`` > 0.
     """
 
     def __init__(
@@ -103,6 +107,7 @@ class StagedDiffusionSegmenter(SegmentationModule):
         denoiser_image: bool = False,
         condition_dropout: float = 0.0,
         self_correction: float = 0.0,
+        guidance_scale: float = 1.0,
     ):
         super().__init__(lr=lr, weight_decay=weight_decay, max_lr_epochs=max_lr_epochs)
         if stages is None:
@@ -112,6 +117,7 @@ class StagedDiffusionSegmenter(SegmentationModule):
         for name, value in (("condition_dropout", condition_dropout), ("self_correction", self_correction)):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must lie in [0, 1), got {value}")
+        self._check_guidance(guidance_scale, condition_dropout)
         if condition_dropout > 0 and not denoiser_image:
             raise ValueError("condition_dropout needs denoiser_image: true (without the condition the denoiser must see the image)")
         plan = StagePlan(stages, num_timesteps)
@@ -191,6 +197,25 @@ class StagedDiffusionSegmenter(SegmentationModule):
             raw = raw + self.scheduler.is_x0(stage).reshape(-1, *([1] * (raw.ndim - 1))) * cond_logits
         return raw
 
+    @staticmethod
+    def _check_guidance(scale: float, condition_dropout: float) -> None:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale != scale:
+            raise ValueError(f"guidance_scale must be a number, got {scale!r}")
+        if scale != 1 and condition_dropout <= 0:
+            raise ValueError(f"guidance_scale {scale} needs a model trained with condition_dropout > 0 "
+                             "(its condition-free output is untrained otherwise); use guidance_scale 1")
+
+    def guided_denoise(self, x_t, t, stage, feats, cond_logits, image, scale: float) -> torch.Tensor:
+        """``denoise`` with classifier-free guidance: both branches in one batch, mixed as uncond + s (cond - uncond)."""
+        if scale == 1:
+            return self.denoise(x_t, t, stage, feats, cond_logits, image)
+        n = x_t.shape[0]
+        two = lambda v: None if v is None else torch.cat([v, v])
+        keep = torch.arange(2 * n, device=x_t.device) < n
+        raw = self.denoise(two(x_t), two(t), two(stage), [two(f) for f in feats], two(cond_logits), two(image), keep)
+        cond, uncond = raw[:n], raw[n:]
+        return uncond + scale * (cond - uncond)
+
     # --- training -----------------------------------------------------------------------------
     def stage_loss(self, stage, raw: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss of one stage on its rows: MSE on the stage target, Dice / BCE on the implied x0."""
@@ -266,8 +291,9 @@ class StagedDiffusionSegmenter(SegmentationModule):
     # --- inference ----------------------------------------------------------------------------
     @property
     def network_calls(self) -> int:
-        """Denoiser calls per sample with the default scheduler (the condition network runs once per image on top)."""
-        return self.scheduler.network_calls
+        """Denoiser calls per sample with the default scheduler and guidance (the condition network runs once per image on
+        top); guidance runs two branches per step."""
+        return self.scheduler.network_calls * (1 if self.hparams.get("guidance_scale", 1.0) == 1 else 2)
 
     def _conditioned(self, image: torch.Tensor, k: int):
         """Condition network once per image, its outputs (and the image) repeated for the image's K samples."""
@@ -276,12 +302,15 @@ class StagedDiffusionSegmenter(SegmentationModule):
 
     @torch.inference_mode()
     def sample_masks(self, image: torch.Tensor, num_samples: int, generator: Generators = None,
-                     scheduler: StagedScheduler | None = None) -> torch.Tensor:
+                     scheduler: StagedScheduler | None = None, guidance_scale: float | None = None) -> torch.Tensor:
         """(B, K, 1, ...) sample probabilities in [0, 1]; all K samples of all images run as one batch.
 
         ``generator`` may be one generator per image: each image's K samples then depend only on it.
-        ``scheduler`` overrides the default sampler / steps (e.g. ``model.scheduler.set_timesteps(1000, "ddpm")``).
+        ``scheduler`` overrides the default sampler / steps (e.g. ``model.scheduler.set_timesteps(1000, "ddpm")``);
+        ``guidance_scale`` the model's default guidance (see the class docstring).
         """
+        scale = self.hparams.get("guidance_scale", 1.0) if guidance_scale is None else guidance_scale
+        self._check_guidance(scale, self.hparams.get("condition_dropout", 0.0))
         scheduler = scheduler or self.scheduler
         if scheduler.plan.to_dict() != self.plan.to_dict() or scheduler.schedule.name != self.scheduler.schedule.name:
             raise ValueError(f"the scheduler's plan/schedule ({scheduler.plan}, {scheduler.schedule.name}) is not the model's "
@@ -293,7 +322,7 @@ class StagedDiffusionSegmenter(SegmentationModule):
         if isinstance(generator, (list, tuple)):
             generator = [g for g in generator for _ in range(k)]
         x_T = randn_rows((image.shape[0] * k, 1, *image.shape[2:]), generator, device=image.device, dtype=image.dtype)
-        x0 = scheduler.sample(lambda x, t, stage: self.denoise(x, t, stage, feats, logits, images), x_T, generator)
+        x0 = scheduler.sample(lambda x, t, stage: self.guided_denoise(x, t, stage, feats, logits, images, scale), x_T, generator)
         return ((x0 + 1) / 2).clamp(0, 1).reshape(image.shape[0], k, *x0.shape[1:])
 
     @torch.inference_mode()
@@ -306,9 +335,10 @@ class StagedDiffusionSegmenter(SegmentationModule):
             self.denoise(x, t, self.scheduler.stage_index(t), feats, logits, images)
 
     def predict_fused(self, image: torch.Tensor, generator: Generators = None, scheduler: StagedScheduler | None = None,
-                      num_samples: int | None = None) -> FusedPrediction:
+                      num_samples: int | None = None, guidance_scale: float | None = None) -> FusedPrediction:
         """K samples (``num_samples`` or the model's default) fused into probability, mask and uncertainty."""
-        samples = self.sample_masks(image, self.hparams.num_samples if num_samples is None else num_samples, generator, scheduler)
+        samples = self.sample_masks(image, self.hparams.num_samples if num_samples is None else num_samples, generator, scheduler,
+                                    guidance_scale)
         return fuse_samples(samples, self.hparams.fusion, self.hparams.uncertainty)
 
     @torch.inference_mode()
