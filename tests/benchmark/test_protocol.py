@@ -152,6 +152,28 @@ def test_guided_inference_variants_apply_to_the_methods_they_name(tmp_path):
         Benchmark(stray, None, tmp_path / "o", tmp_path / "w", "x", ["phantom_ct"])
 
 
+def test_an_added_inference_variant_is_scored_on_the_checkpoint_without_retraining(tmp_path):
+    variants = {"joint": {"recipe": "staged", "phase1_fraction": 0.0,
+                          "overrides": {"freeze_condition": False, "denoiser_trains_condition": False}}}
+    first = BenchProfile(seeds=[0], methods=["joint"], variants=variants, **TINY,
+                         inference_variants={"k2": {"num_samples": 2}})
+    path = Benchmark(first, None, tmp_path / "out", tmp_path / "work", "tiny", ["phantom_ct"]).run()[0]
+    before = _load(path)
+    more = BenchProfile(seeds=[0], methods=["joint"], variants=variants, **TINY,
+                        inference_variants={"k2": {"num_samples": 2}, "one_call": {"sampling_steps": [0, 0, 1]}})
+    bench = Benchmark(more, None, tmp_path / "out", tmp_path / "work", "tiny", ["phantom_ct"])
+    assert bench.run() == []  # nothing retrained
+    after = _load(path)
+    assert after["images"] == before["images"] and after["train"] == before["train"]
+    assert after["inference_variants"]["k2"] == before["inference_variants"]["k2"]
+    assert after["inference_variants"]["one_call"]["calls_per_sample"] == 1
+    assert len(after["inference_variants"]["one_call"]["images"]) == len(before["images"])
+    assert bench.done("joint", 0)  # the file now matches the profile
+    changed = BenchProfile(seeds=[0], methods=["joint"], variants=variants, **TINY, inference_variants={"k2": {"num_samples": 3}})
+    with pytest.raises(ValueError, match="made with other settings"):  # a changed variant is not an added one
+        Benchmark(changed, None, tmp_path / "out", tmp_path / "work", "tiny", ["phantom_ct"]).done("joint", 0)
+
+
 def test_a_changed_data_recipe_invalidates_finished_runs(tmp_path):
     recipe = tmp_path / "data.yaml"
     recipe.write_text("data:\n  class_path: unisegdiff.data.LesionDataModule\n  init_args: {augment: false}\n")

@@ -23,7 +23,7 @@ def test_reads_state_and_hyper_parameters(tmp_path: Path):
     ckpt = read_checkpoint(_lightning(tmp_path / "a.ckpt"))
     assert torch.equal(ckpt["state_dict"]["net.weight"], torch.ones(2, 3)) and ckpt["hyper_parameters"] == {"features": [4, 8]}
     torch.save({"weight": torch.zeros(1)}, tmp_path / "bare.pt")
-    assert read_checkpoint(tmp_path / "bare.pt") == {"state_dict": {"weight": torch.zeros(1)}, "hyper_parameters": {}}
+    assert read_checkpoint(tmp_path / "bare.pt") == {"state_dict": {"weight": torch.zeros(1)}, "hyper_parameters": {}, "global_step": None}
 
 
 def test_errors_name_the_file(tmp_path: Path):

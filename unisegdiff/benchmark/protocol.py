@@ -21,7 +21,7 @@ from unisegdiff.callbacks import run_record
 from unisegdiff.data import load_registry
 from unisegdiff.diffusion import StagedScheduler, StagePlan
 from unisegdiff.inference import inference_autocast
-from unisegdiff.io import write_json_atomic
+from unisegdiff.io import read_checkpoint, write_json_atomic
 from unisegdiff.models import StagedDiffusionSegmenter
 from unisegdiff.plots import plot_overlays, plot_timestep_profiles
 from unisegdiff.recipes import compose_section, instantiate_section
@@ -128,9 +128,39 @@ class Benchmark:
             current.pop("recipe_contents")
             print(f"[benchmark] {path}: no recipe contents recorded; assuming configs/ unchanged since its commit "
                   f"{json.loads(path.read_text()).get('run_record', {}).get('git_commit', '?')}")
+        if stored != current and self.add_inference_variants(method, seed, stored, current):
+            return True
         if stored != current:
             raise ValueError(f"{path} was made with other settings than this run's ({self.profile_name} profile); "
                              "use another --out, or delete the file to rerun it")
+        return True
+
+    def add_inference_variants(self, method: str, seed: int, stored: dict[str, Any], current: dict[str, Any]) -> bool:
+        """A finished run whose settings differ only by inference variants added to the profile: score the new ones on
+        its checkpoint (no retraining) and add them to its result file. False when anything else differs."""
+        s, c = json.loads(json.dumps(stored)), json.loads(json.dumps(current))
+        old, new = s["profile"].pop("inference_variants", {}), c["profile"].pop("inference_variants", {})
+        if s != c or any(name in new and new[name] != spec for name, spec in old.items()):
+            return False
+        missing = [name for name in new if name not in old]
+        path, ckpt = self.result_path(method, seed), self.work / method / f"seed{seed}" / "last.ckpt"
+        run = json.loads(path.read_text(encoding="utf-8"))
+        if not ckpt.is_file():
+            raise ValueError(f"{path} lacks the inference variants {missing} and its checkpoint {ckpt} is gone; delete the file to rerun it")
+        state = read_checkpoint(ckpt)
+        if state.get("global_step") != run["train"]["phase2_steps"]:
+            raise ValueError(f"{ckpt} is at step {state.get('global_step')}, not the {run['train']['phase2_steps']} steps of {path}")
+        model = instantiate_section(self.model_section(method), L.LightningModule)
+        model.load_state_dict(state["state_dict"])
+        model.to(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+        dm = self.datamodule(seed)
+        dm.setup("test")
+        test_set = dm.split_dataset("test")
+        for name in missing:
+            print(f"[benchmark] {method} seed {seed}: scoring the new inference variant {name!r} on {ckpt}")
+            run.setdefault("inference_variants", {})[name] = self.score_inference_variant(model, test_set, new[name])
+        run["settings"]["profile"]["inference_variants"] = {**old, **new}
+        write_json_atomic(run, path)
         return True
 
     def result_files(self) -> list[Path]:

@@ -16,7 +16,8 @@ from unisegdiff.io.paths import require_existing
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
-    """``{"state_dict", "hyper_parameters"}`` of a checkpoint (a bare state_dict counts, with no hyper-parameters)."""
+    """``{"state_dict", "hyper_parameters", "global_step"}`` of a checkpoint (a bare state_dict counts, with no
+    hyper-parameters and step None)."""
     path = Path(path)
     try:
         require_existing(path)
@@ -34,7 +35,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     state = blob.get("state_dict") if isinstance(blob, dict) and "state_dict" in blob else blob
     if not isinstance(state, dict) or not state or (state is blob and not _all_tensors(blob)):
         raise DataError(path, "checkpoint holds no state_dict", "give a Lightning checkpoint or a saved state_dict")
-    return {"state_dict": state, "hyper_parameters": dict(blob.get("hyper_parameters", {}))}
+    step = blob.get("global_step") if state is not blob else None
+    return {"state_dict": state, "hyper_parameters": dict(blob.get("hyper_parameters", {})), "global_step": step}
 
 
 def _all_tensors(blob: dict) -> bool:
