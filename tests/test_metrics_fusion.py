@@ -59,3 +59,21 @@ def test_fusion_mean_staple_and_uncertainty():
     assert staple.mask[0, 0, 16, 16] == 1 and staple.mask[0, 0, 0, 0] == 0
     with pytest.raises(ValueError, match="unknown fusion 'vote'"):
         fuse_samples(samples, "vote")
+
+
+def test_fusion_with_an_anchor_weighs_it_in():
+    base = _square()[0]
+    samples = torch.stack([base, torch.zeros_like(base)])[None]  # (1, K=2, 1, H, W): sample mean 0.5 inside the square
+    anchor = base[None].clone()  # the anchor says 1 inside
+    fused = fuse_samples(samples, "mean", "variance", anchor=anchor, anchor_weight=0.5)
+    assert fused.probability[0, 0, 16, 16] == pytest.approx(0.75)  # 0.5 * 1 + 0.5 * 0.5
+    # weighted variance: weights 0.25, 0.25, 0.5 at values 1, 0, 1 around 0.75
+    assert fused.uncertainty[0, 0, 16, 16] == pytest.approx(0.25 * 0.0625 + 0.25 * 0.5625 + 0.5 * 0.0625)
+    assert fused.uncertainty[0, 0, 0, 0] == 0 and fused.mask[0, 0, 16, 16] == 1
+    assert torch.equal(fuse_samples(samples, anchor=anchor, anchor_weight=1.0).probability, anchor)
+    assert torch.equal(fuse_samples(samples, anchor=anchor, anchor_weight=0.0).probability, samples.mean(1))
+    assert torch.equal(anchor, base[None])  # inputs untouched
+    with pytest.raises(ValueError, match=r"anchor_weight must be a number in \[0, 1\], got 1.5"):
+        fuse_samples(samples, anchor=anchor, anchor_weight=1.5)
+    with pytest.raises(ValueError, match="needs an anchor of shape"):
+        fuse_samples(samples, anchor_weight=0.3)
