@@ -56,8 +56,8 @@ def main() -> int:
         bench.run(args.methods, args.seeds)
     from unisegdiff.benchmark.report import write_report
 
-    # only this profile's methods, and only files made with its settings (done() refuses the others)
-    files = [f for f in bench.result_files() if f.parent.name in profile.methods and bench.done(f.parent.name, int(f.stem[4:]))]
+    # only this profile's methods, and only files made with its settings (reportable() refuses the others)
+    files = [f for f in bench.result_files() if f.parent.name in profile.methods and bench.reportable(f.parent.name, int(f.stem[4:]))]
     write_report(files, out, name, compare=[m for m in profile.methods if m != "unet"], min_images=profile.min_images)
     bench.write_timestep_profiles()
     if profile.variants or profile.inference_variants:

@@ -40,6 +40,12 @@ def test_every_method_and_seed_has_a_result_at_equal_steps(finished):
             train = runs[(method, seed)]["train"]
             assert (train["phase1_steps"], train["phase2_steps"], train["steps"]) == (2, 2, 4)
         assert runs[("unet_walltime", seed)]["train"]["steps"] >= 1
+        for method in ("unet", "staged", "unet_walltime"):  # the training loop's clock, inside the wall time around fit
+            train = runs[(method, seed)]["train"]
+            assert 0 < train["loop_seconds"] <= train["seconds"]
+        # the U-Net gets the staged run's training-loop time, on the clock max_time stops by (plus at most one step)
+        assert runs[("unet_walltime", seed)]["train"]["loop_seconds"] >= runs[("staged", seed)]["train"]["loop_seconds"]
+        assert runs[("unet_walltime", seed)]["train"]["loop_seconds"] <= runs[("staged", seed)]["train"]["loop_seconds"] + 30
     stems = {key: [(i["dataset"], i["stem"]) for i in r["images"]] for key, r in runs.items()}
     assert len(set(map(tuple, stems.values()))) == 1  # one split for every seed: paired statistics are possible
     assert len(stems[("unet", 0)]) == 4 and {d for d, _ in stems[("unet", 0)]} == set(DATASETS)
@@ -54,6 +60,18 @@ def test_every_method_and_seed_has_a_result_at_equal_steps(finished):
     assert bench.write_timestep_profiles().stat().st_size > 10_000
     ext = staged["external"]["hospital_b"]
     assert len(ext["images"]) == 3 and {i["dataset"] for i in ext["images"]} == {"phantom_ct"}
+
+
+def test_a_time_budget_reaches_the_trainer_timer(tmp_path):
+    """Lightning ignores Trainer(max_time=...) once the callbacks hold a Timer: the budget must sit on that Timer."""
+    import lightning as L
+
+    from unisegdiff.benchmark.runs import make_trainer
+
+    timers = [c for c in make_trainer(-1, tmp_path, "32-true", False, max_time=7.0).callbacks if isinstance(c, L.pytorch.callbacks.Timer)]
+    assert len(timers) == 1 and timers[0].time_remaining() == pytest.approx(7.0)
+    untimed = [c for c in make_trainer(5, tmp_path, "32-true", False).callbacks if isinstance(c, L.pytorch.callbacks.Timer)]
+    assert len(untimed) == 1 and untimed[0].time_remaining() is None
 
 
 def test_rerun_skips_finished_runs_and_refuses_other_settings(finished):
@@ -103,11 +121,15 @@ def test_variants_are_methods_with_their_own_recipe_overrides_and_phase_split(tm
                                  "overrides": {"freeze_condition": False, "denoiser_trains_condition": False}},
                 "staged_frozen_no_phase1": {"recipe": "staged", "phase1_fraction": 0.0}}
     profile = BenchProfile(seeds=[0], methods=["staged_joint"], variants=variants, **TINY,
-                           inference_variants={"one_call": {"sampling_steps": [0, 0, 1], "num_samples": 2}})
+                           inference_variants={"one_call": {"sampling_steps": [0, 0, 1], "num_samples": 2},
+                                               "condition_only": {"sampling_steps": [0, 0, 1], "condition_weight": 1.0}})
     bench = Benchmark(profile, None, tmp_path / "out", tmp_path / "work", "tiny", ["phantom_ct"])
     run = _load(bench.run()[0])
     one_call = run["inference_variants"]["one_call"]  # the same trained model, sampled in one denoiser call, K = 2
     assert one_call["calls_per_sample"] == 1 and one_call["num_samples"] == 2 and len(one_call["images"]) == len(run["images"])
+    # condition_weight 1: the fused output is the condition network's own segmentation
+    only = run["inference_variants"]["condition_only"]["images"]
+    assert [round(r["dice"], 6) for r in only] == [round(r["condition_dice"], 6) for r in run["images"]]
     assert (run["train"]["phase1_steps"], run["train"]["phase2_steps"], run["train"]["steps"]) == (0, 4, 4)
     assert run["settings"]["model"]["init_args"]["freeze_condition"] is False
     assert all(0 <= row["condition_dice"] <= 1 for row in run["images"])  # phase 2 vs the segmentation it starts from
@@ -126,6 +148,9 @@ def test_inference_variants_and_overrides_are_checked_before_training(tmp_path):
     no_samples = BenchProfile(seeds=[0], methods=["staged"], **{**TINY, "inference_variants": {"k0": {"num_samples": 0}}})
     with pytest.raises(ValueError, match="num_samples must be a positive integer"):
         Benchmark(no_samples, None, tmp_path / "o", tmp_path / "w", "x", ["phantom_ct"])
+    bad_weight = BenchProfile(seeds=[0], methods=["staged"], **{**TINY, "inference_variants": {"w": {"condition_weight": 1.5}}})
+    with pytest.raises(ValueError, match=r"inference variant 'w' does not fit method 'staged': condition_weight must be a number in \[0, 1\]"):
+        Benchmark(bad_weight, None, tmp_path / "o", tmp_path / "w", "x", ["phantom_ct"])
     with pytest.raises(ValueError, match=r"model_overrides for unknown methods \['stagd'\]"):
         BenchProfile(model_overrides={"stagd": {"lr": 0.1}})
 
@@ -172,6 +197,14 @@ def test_an_added_inference_variant_is_scored_on_the_checkpoint_without_retraini
     changed = BenchProfile(seeds=[0], methods=["joint"], variants=variants, **TINY, inference_variants={"k2": {"num_samples": 3}})
     with pytest.raises(ValueError, match="made with other settings"):  # a changed variant is not an added one
         Benchmark(changed, None, tmp_path / "out", tmp_path / "work", "tiny", ["phantom_ct"]).done("joint", 0)
+    # a fresh machine: the checkpoint is gone, so a newly added variant cannot be scored; the run refuses, the report keeps it
+    (tmp_path / "work" / "joint" / "seed0" / "last.ckpt").unlink()
+    fresh = BenchProfile(seeds=[0], methods=["joint"], variants=variants, **TINY,
+                         inference_variants={**more.inference_variants, "k3": {"num_samples": 3}})
+    gone = Benchmark(fresh, None, tmp_path / "out", tmp_path / "work", "tiny", ["phantom_ct"])
+    with pytest.raises(ValueError, match=r"lacks the inference variants \['k3'\] and its checkpoint .* is gone"):
+        gone.done("joint", 0)
+    assert gone.reportable("joint", 0) and "k3" not in _load(path)["inference_variants"]
 
 
 def test_a_changed_data_recipe_invalidates_finished_runs(tmp_path):

@@ -42,8 +42,9 @@ class BenchProfile:
     data_recipe: str = "data/lesion2d"
     model_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> init_args over its recipe
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # ablation methods, see the class docstring
-    # extra inference settings scored on every trained diffusion model (first seed only unless all_seeds):
+    # extra inference settings scored on every trained diffusion model, every seed:
     # {name: {sampling_steps: int | [per stage] | null, sampler: ddim|ddpm, num_samples: K, guidance_scale: s,
+    #         condition_weight: w (the condition network's probability fused in with weight w),
     #         methods: [the methods it applies to; default all diffusion methods]}}
     inference_variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     max_per_dataset: int | None = None
@@ -65,9 +66,9 @@ class BenchProfile:
             if not 0 <= spec.get("phase1_fraction", 0.5) < 1:
                 raise ValueError(f"benchmark profile: variant {name!r} phase1_fraction must lie in [0, 1)")
         for name, spec in self.inference_variants.items():
-            if set(spec) - {"sampling_steps", "sampler", "num_samples", "guidance_scale", "methods"}:
+            if set(spec) - {"sampling_steps", "sampler", "num_samples", "guidance_scale", "condition_weight", "methods"}:
                 raise ValueError(f"benchmark profile: inference variant {name!r} takes sampling_steps/sampler/num_samples/"
-                                 f"guidance_scale/methods, got {spec}")
+                                 f"guidance_scale/condition_weight/methods, got {spec}")
         stray = sorted(set(self.model_overrides) - set(METHODS) - set(self.variants))
         if stray:
             raise ValueError(f"benchmark profile: model_overrides for unknown methods {stray}; methods: {list(METHODS)} and variants")

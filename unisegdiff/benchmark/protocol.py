@@ -20,7 +20,7 @@ from unisegdiff.benchmark.runs import evaluate_images, per_dataset_subset, train
 from unisegdiff.callbacks import run_record
 from unisegdiff.data import load_registry
 from unisegdiff.diffusion import StagedScheduler, StagePlan
-from unisegdiff.inference import inference_autocast
+from unisegdiff.inference import check_anchor_weight, inference_autocast
 from unisegdiff.io import read_checkpoint, write_json_atomic
 from unisegdiff.models import StagedDiffusionSegmenter
 from unisegdiff.plots import plot_overlays, plot_timestep_profiles
@@ -28,6 +28,10 @@ from unisegdiff.recipes import compose_section, instantiate_section
 from unisegdiff.timestep_profile import profile_timesteps, timestep_profile
 
 SCHEMA = 1
+
+
+class MissingVariants(ValueError):
+    """A finished run lacks inference variants added to its profile since, and its checkpoint is gone."""
 
 
 class Benchmark:
@@ -63,6 +67,8 @@ class Benchmark:
                     StagedScheduler.from_plan(plan).set_timesteps(spec.get("sampling_steps"), spec.get("sampler"))
                     if "guidance_scale" in spec:
                         StagedDiffusionSegmenter._check_guidance(spec["guidance_scale"], args.get("condition_dropout", 0.0))
+                    if "condition_weight" in spec:
+                        check_anchor_weight(spec["condition_weight"], "condition_weight")
                 except ValueError as error:
                     raise ValueError(f"benchmark profile: inference variant {name!r} does not fit method {method!r}: {error}") from error
 
@@ -135,6 +141,15 @@ class Benchmark:
                              "use another --out, or delete the file to rerun it")
         return True
 
+    def reportable(self, method: str, seed: int) -> bool:
+        """``done``, except that a finished run lacking only newly added inference variants whose checkpoint is gone
+        still counts for the report (shown without those variants) instead of stopping it."""
+        try:
+            return self.done(method, seed)
+        except MissingVariants as error:
+            print(f"[benchmark] {error}; reported without them")
+            return True
+
     def add_inference_variants(self, method: str, seed: int, stored: dict[str, Any], current: dict[str, Any]) -> bool:
         """A finished run whose settings differ only by inference variants added to the profile: score the new ones on
         its checkpoint (no retraining) and add them to its result file. False when anything else differs."""
@@ -146,7 +161,7 @@ class Benchmark:
         path, ckpt = self.result_path(method, seed), self.work / method / f"seed{seed}" / "last.ckpt"
         run = json.loads(path.read_text(encoding="utf-8"))
         if not ckpt.is_file():
-            raise ValueError(f"{path} lacks the inference variants {missing} and its checkpoint {ckpt} is gone; delete the file to rerun it")
+            raise MissingVariants(f"{path} lacks the inference variants {missing} and its checkpoint {ckpt} is gone; delete the file to rerun it")
         state = read_checkpoint(ckpt)
         if state.get("global_step") != run["train"]["phase2_steps"]:
             raise ValueError(f"{ckpt} is at step {state.get('global_step')}, not the {run['train']['phase2_steps']} steps of {path}")
@@ -212,15 +227,19 @@ class Benchmark:
             staged = json.loads(self.result_path("staged", seed).read_text()) if self.done("staged", seed) else None
             if staged is None:
                 raise RuntimeError(f"unet_walltime seed {seed} needs the staged result of that seed first")
-            info = train(model, dm, -1, ckpt_dir, seed, p.precision, p.deterministic, max_time=staged["train"]["seconds"])
+            # the staged run's training-loop time, on the clock max_time stops by (older files: the wall time around fit)
+            budget = staged["train"].get("loop_seconds", staged["train"]["seconds"])
+            info = train(model, dm, -1, ckpt_dir, seed, p.precision, p.deterministic, max_time=budget)
         else:
             if diffusion and not phase1 and model.hparams.freeze_condition:
                 raise ValueError(f"{method}: without phase 1 the condition network must train in phase 2; set freeze_condition: false")
             info = train(model, dm, p.budget_steps - phase1_steps, ckpt_dir, seed, p.precision, p.deterministic)
-        train_block = {"steps": info["steps"], "seconds": info["seconds"], "batch_size": p.batch_size,
-                       "phase1_steps": 0, "phase2_steps": info["steps"]} if diffusion else {"steps": info["steps"], "seconds": info["seconds"], "batch_size": p.batch_size}
+        train_block = {"steps": info["steps"], "seconds": info["seconds"], "loop_seconds": info["loop_seconds"], "batch_size": p.batch_size}
+        if diffusion:
+            train_block.update(phase1_steps=0, phase2_steps=info["steps"])
         if phase1:
             train_block = {"steps": phase1["steps"] + info["steps"], "seconds": phase1["seconds"] + info["seconds"],
+                           "loop_seconds": phase1.get("loop_seconds", phase1["seconds"]) + info["loop_seconds"],
                            "phase1_steps": phase1["steps"], "phase2_steps": info["steps"], "batch_size": p.batch_size}
         dm.setup("test")
         test_set = dm.split_dataset("test")
@@ -289,7 +308,8 @@ class Benchmark:
         steps = spec["sampling_steps"] if "sampling_steps" in spec else model.scheduler.steps  # unset: the model's own steps
         scheduler = model.scheduler.set_timesteps(steps, spec.get("sampler"))
         scored = evaluate_images(model, test_set, self.profile.eval_batch_size, self.profile.precision, scheduler=scheduler,
-                                 num_samples=spec.get("num_samples"), guidance_scale=spec.get("guidance_scale"))
+                                 num_samples=spec.get("num_samples"), guidance_scale=spec.get("guidance_scale"),
+                                 condition_weight=spec.get("condition_weight"))
         guided = spec.get("guidance_scale", model.hparams.get("guidance_scale", 1.0)) != 1  # two branches per step
         return {"spec": spec, "calls_per_sample": scheduler.network_calls * (2 if guided else 1),
                 "num_samples": spec.get("num_samples") or model.hparams.num_samples,

@@ -38,12 +38,15 @@ class StepPrinter(L.Callback):
 
 
 def make_trainer(max_steps: int, ckpt_dir: Path, precision: str, deterministic: bool, max_time: float | None = None) -> L.Trainer:
-    """A bare training run: no validation, no logger, ``ckpt_dir/last.ckpt`` at the end."""
+    """A bare training run: no validation, no logger, ``ckpt_dir/last.ckpt`` at the end; a ``Timer`` measures the training
+    loop (``on_train_start`` to ``on_train_end``), the same clock ``max_time`` stops by."""
     # no version counter: a stale last.ckpt must be replaced, never kept beside a new last-v1.ckpt
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, enable_version_counter=False)
+    # the Timer carries max_time itself: Lightning ignores Trainer(max_time=...) when the callbacks hold a Timer
+    timer = L.pytorch.callbacks.Timer(duration=None if max_time is None else datetime.timedelta(seconds=max_time))
     return L.Trainer(accelerator="auto", devices=1, max_steps=max_steps, max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0,
-                     max_time=None if max_time is None else datetime.timedelta(seconds=max_time),
-                     logger=False, callbacks=[checkpoint, StepPrinter()], enable_model_summary=False, enable_progress_bar=False,
+                     logger=False, callbacks=[checkpoint, StepPrinter(), timer],
+                     enable_model_summary=False, enable_progress_bar=False,
                      deterministic=deterministic, precision=precision)
 
 
@@ -51,7 +54,8 @@ def train(model: L.LightningModule, dm: L.LightningDataModule, steps: int, ckpt_
           deterministic: bool = False, max_time: float | None = None) -> dict[str, Any]:
     """Fit for ``steps`` optimizer steps (``-1`` with ``max_time``: until that many seconds passed).
 
-    Returns the steps actually taken and the wall time; ``ckpt_dir/last.ckpt`` is this run's final checkpoint.
+    Returns the steps actually taken, the wall time around ``fit`` (``seconds``) and the training loop's time
+    (``loop_seconds``, what ``max_time`` counts); ``ckpt_dir/last.ckpt`` is this run's final checkpoint.
     """
     (ckpt_dir / "last.ckpt").unlink(missing_ok=True)
     L.seed_everything(seed, workers=True)
@@ -64,7 +68,8 @@ def train(model: L.LightningModule, dm: L.LightningDataModule, steps: int, ckpt_
     if steps > 0 and trainer.global_step != steps:
         raise RuntimeError(f"training stopped at step {trainer.global_step} of {steps} ({ckpt_dir}); the run is not at the budget")
     model.to(trainer.strategy.root_device)  # Lightning's teardown moves the module to the CPU: evaluate where it trained
-    return {"steps": int(trainer.global_step), "seconds": seconds}
+    timer = next(c for c in trainer.callbacks if isinstance(c, L.pytorch.callbacks.Timer))
+    return {"steps": int(trainer.global_step), "seconds": seconds, "loop_seconds": timer.time_elapsed("train")}
 
 
 def _synchronize(device: torch.device) -> None:
@@ -80,7 +85,8 @@ def _predict(model, image: torch.Tensor, batch: dict, precision: str, sampling: 
 
 @torch.inference_mode()
 def evaluate_images(model, dataset: Dataset, batch_size: int, precision: str, scheduler=None, min_seconds: float = 0.0,
-                    num_samples: int | None = None, guidance_scale: float | None = None) -> dict[str, Any]:
+                    num_samples: int | None = None, guidance_scale: float | None = None,
+                    condition_weight: float | None = None) -> dict[str, Any]:
     """Per-image Dice/IoU/HD95 and mean uncertainty, pixel calibration per dataset, and seconds per image.
 
     A plain loop, not ``Trainer.test`` + a timing callback: the timed region must hold only the model call
@@ -92,8 +98,8 @@ def evaluate_images(model, dataset: Dataset, batch_size: int, precision: str, sc
     """
     model.eval()
     # a diffusion model's sampler and sample count for this pass (the model's own settings stay untouched)
-    sampling = {k: v for k, v in (("scheduler", scheduler), ("num_samples", num_samples), ("guidance_scale", guidance_scale))
-                if v is not None}
+    sampling = {k: v for k, v in (("scheduler", scheduler), ("num_samples", num_samples), ("guidance_scale", guidance_scale),
+                                  ("condition_weight", condition_weight)) if v is not None}
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     rows: list[dict[str, Any]] = []
     pixel: dict[str, PixelCalibration] = {}
