@@ -85,13 +85,17 @@ class SegmentationProbe(L.LightningModule):
         self.dice(one_hot(self.segment(batch["image"], batch.get("coords")), k), one_hot(batch["label"].clamp(0, k - 1), k))
 
     def _eval_epoch_end(self, split: str) -> None:
-        per_class = self.dice.aggregate()  # all-gathered over ranks by MONAI: no sync_dist on top
+        # (volumes, classes), all-gathered over ranks by MONAI; NaN where a volume lacks the class (ignore_empty). Not
+        # aggregate(): its mean_batch turns a class absent from every volume into Dice 0, which would pull the mean down.
+        raw = self.dice.get_buffer()
         self.dice.reset()
+        present = ~torch.isnan(raw)
+        per_class = torch.where(present.any(0), torch.nan_to_num(raw).sum(0) / present.sum(0).clamp(min=1), float("nan"))
         values = {name: float(v) for name, v in zip(self.names, per_class)}
         present = [v for v in values.values() if v == v]
         values["mean"] = sum(present) / max(len(present), 1)
         self.last_dice = values
-        self.log_dict({f"{split}/dice/{name}": v for name, v in values.items()}, sync_dist=False)
+        self.log_dict({f"{split}/dice/{name}": v for name, v in values.items() if v == v}, sync_dist=False)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch)

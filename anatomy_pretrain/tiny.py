@@ -36,7 +36,7 @@ def save_module_checkpoint(module: L.LightningModule, path: str | Path) -> Path:
 
 def quiet_trainer(**kwargs) -> L.Trainer:
     """CPU trainer without logger, checkpoints or progress bar."""
-    args = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+    args = dict(accelerator="auto", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                 enable_model_summary=False, num_sanity_val_steps=0)
     args.update(kwargs)
     return L.Trainer(**args)

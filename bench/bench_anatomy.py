@@ -1,9 +1,12 @@
 """Anatomy-pretraining benchmark: coordinate model (distance correlation on held-out phantoms), then random init vs
 restorative vs diffusion vs anatomy-guided diffusion under linear / non-linear probing, then the chain on real MR.
+``--protocol btcv --data ROOT`` runs the same stages on an imported abdominal CT root (the paper's BTCV protocol,
+profiles in configs/anatomy_pretrain/protocol_btcv.yaml): k-fold probing and fine-tuning on the 13 organs.
 
 Probes train to convergence with several seeds (mean +- std over seeds and folds), with all labelled training cases and
 with a label budget (``low_label_cases``). ``--reuse`` takes coordinate / pretraining checkpoints already in ``--work``.
 Usage: python bench/bench_anatomy.py --profile quick [--reuse]   -> reports/bench/anatomy.json and anatomy.md
+       python bench/bench_anatomy.py --protocol btcv --data ROOT --profile cpu [--unlabelled ROOT2]  -> anatomy_btcv.*
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -31,8 +35,9 @@ from anatomy_pretrain.checkpoints import load_pretrained_backbone, read_checkpoi
 from anatomy_pretrain.coordinate_embedding import guide_from_batch  # noqa: E402
 from anatomy_pretrain.diagnostics import pyramid_effective_ranks  # noqa: E402
 from anatomy_pretrain.tiny import quiet_trainer, save_module_checkpoint  # noqa: E402
-from anatomy_pretrain.volume_data import VolumeDataModule  # noqa: E402
-from unisegdiff.io import write_json_atomic  # noqa: E402
+from anatomy_pretrain.importers.common import MANIFEST, btcv13_names  # noqa: E402
+from anatomy_pretrain.volume_data import VolumeDataModule, find_cases  # noqa: E402
+from unisegdiff.io import write_json_atomic, write_text_atomic  # noqa: E402
 
 PROFILES = {
     "quick": dict(phantoms=16, folds=1, seeds=(0, 1), pretrain_seeds=(0,), features=(8, 16, 32, 64, 128, 8), coord_steps=1000, pretrain_steps=1200,
@@ -60,6 +65,11 @@ ARMS = {  # name -> pretrainer arguments (None: random init)
     "diffusion + anatomy guidance": dict(pretext="diffusion", guidance="film"),
 }
 HIPPO = ROOT.parent / "shared" / "data" / "volumes" / "hippocampus_mri_msd"
+BTCV_PROFILES = ROOT / "configs" / "anatomy_pretrain" / "protocol_btcv.yaml"
+BTCV_KEYS = {"folds", "seeds", "pretrain_seeds", "features", "spacing", "coord_spacing", "window", "patch", "coord_patch",
+             "sw_overlap", "samples_per_volume", "queue_length", "batch_size", "coord_steps", "pretrain_steps",
+             "pretrain_max_timestep", "pretrain_skip_dropout", "pretrain_decorrelation", "pretrain_target", "probe_steps",
+             "linear_steps", "low_label_cases", "low_label_steps", "finetune_steps"}
 
 
 COORD_SPACING_MM = 8.0  # the coordinate model sees 256 mm per 32^3 crop; pretraining and probing run at 4 mm
@@ -71,6 +81,60 @@ def phantom_data(p: dict, fold: int, cache: Path, patch: int, train_on: str = "a
         phantoms=p["phantoms"], spacing=(spacing,) * 3, window=(-300.0, 400.0), patch_size=(patch,) * 3, samples_per_volume=8,
         queue_length=48, batch_size=batch, train_on=train_on, num_folds=max(p["folds"], 4), fold=fold, seed=0, cache_dir=str(cache),
         coordinate_ckpt=coordinate_ckpt, labelled_cases=labelled_cases,
+    )
+
+
+def btcv_profile(name: str, path: Path = BTCV_PROFILES) -> dict:
+    """One profile of the BTCV protocol's YAML (``name`` may also be a YAML file holding a single profile's keys)."""
+    if name.endswith((".yaml", ".yml")):
+        path, name = Path(name), None
+    if not path.is_file():
+        raise SystemExit(f"--profile: {path} does not exist")
+    profiles = yaml.safe_load(path.read_text())
+    p = profiles if name is None else profiles.get(name) if isinstance(profiles, dict) else None
+    if not isinstance(p, dict):
+        raise SystemExit(f"--profile {name!r}: not a profile of {path} (profiles: {sorted(profiles) if isinstance(profiles, dict) else []})")
+    missing, unknown = sorted(BTCV_KEYS - set(p)), sorted(set(p) - BTCV_KEYS)
+    if missing or unknown:
+        raise SystemExit(f"--profile {name or path}: missing keys {missing}, unknown keys {unknown} (see {BTCV_PROFILES})")
+    if not isinstance(p["folds"], int) or p["folds"] < 2:
+        raise SystemExit(f"--profile {name or path}: folds must be an integer >= 2 (k-fold probing), got {p['folds']!r}")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in p.items()}
+
+
+def btcv_root(data: str | None, folds: int) -> dict:
+    """Check an imported CT root for the BTCV protocol: labelled cases >= folds, BTCV-13 label names in its manifest."""
+    if not data:
+        raise SystemExit("--protocol btcv needs --data ROOT: a folder written by python -m anatomy_pretrain.importers "
+                         "(btcv, amos, totalseg or totalseg-ml)")
+    root = Path(data)
+    try:
+        labelled, unlabelled = find_cases(root)
+    except FileNotFoundError as error:
+        raise SystemExit(f"--data {root}: {error}") from error
+    if len(labelled) < folds:
+        raise SystemExit(f"--data {root}: {len(labelled)} labelled case(s) in {root / 'labels'}, the profile's {folds}-fold "
+                         "probing needs at least as many; import more cases or use a profile with fewer folds")
+    names = btcv13_names()
+    manifest = root / MANIFEST
+    if manifest.is_file():
+        import json
+
+        stored = {int(k): v for k, v in json.loads(manifest.read_text())["label_names"].items()}
+        if stored != names:
+            raise SystemExit(f"--data {root}: {manifest} has the label set {stored}, not BTCV-13; import the source with a "
+                             "BTCV-13 importer (btcv, amos, totalseg, totalseg-ml)")
+    return {"root": str(root.resolve()), "labelled": len(labelled), "unlabelled": len(unlabelled), "names": [names[k] for k in sorted(names) if k]}
+
+
+def btcv_data(p: dict, root: str, unlabelled: list[str], fold: int, cache: Path, patch: int, train_on: str = "all", batch: int | None = None,
+              spacing: float | None = None, coordinate_ckpt: str | None = None, labelled_cases: int | None = None) -> VolumeDataModule:
+    """The phantom_data of the BTCV protocol: the imported root (+ unlabelled roots for pretraining), 14 classes."""
+    return VolumeDataModule(
+        root=root, unlabelled_roots=list(unlabelled) if train_on == "all" else None, spacing=(spacing or p["spacing"],) * 3,
+        window=tuple(p["window"]), crop_to_body=True, patch_size=(patch,) * 3, samples_per_volume=p["samples_per_volume"],
+        queue_length=p["queue_length"], batch_size=batch or p["batch_size"], train_on=train_on, num_folds=p["folds"], fold=fold,
+        seed=0, cache_dir=str(cache), coordinate_ckpt=coordinate_ckpt, labelled_cases=labelled_cases, num_classes=14,
     )
 
 
@@ -177,8 +241,9 @@ def feature_ranks(p, ckpts: dict, make_data, patch: int = 32) -> dict:
 def probe(p, data, ckpt: str | None, head: str, steps: int, num_classes: int, names: list[str], seed: int = 0,
           finetune: bool = False) -> dict:
     L.seed_everything(seed, verbose=False)
+    roi = (p.get("patch", 32),) * 3  # the sliding window is the training patch
     model = SegmentationProbe(num_classes=num_classes, pretrainer_ckpt=ckpt, features=p["features"], head=head, lr=3e-3, class_names=names,
-                              sw_overlap=0.0, finetune=finetune, backbone_lr=3e-4)
+                              sw_overlap=p.get("sw_overlap", 0.0), roi_size=roi, finetune=finetune, backbone_lr=3e-4)
     sec = fit(model, data, steps)
     quiet_trainer().validate(model, data, verbose=False)
     return {"dice": model.last_dice, "sec_per_step": sec}
@@ -190,42 +255,72 @@ def ordering_holds(probes: dict, column: str) -> bool:
     return all(a >= b for a, b in zip(order, order[1:]))
 
 
-def probe_arms(p, ckpts: dict, runs: dict, results: dict, make_data, progress, columns=tuple(PROBES)) -> None:
+def probe_arms(p, ckpts: dict, runs: dict, results: dict, make_data, progress, columns=tuple(PROBES),
+               names: list[str] = tuple(ORGAN_NAMES)) -> None:
     """Every probe column of ``columns`` x probe seed x arm of ``ckpts``; appends to ``runs[arm][column]`` and refreshes
-    the summary. ``make_data(guided, labelled_cases)`` builds the labelled data."""
+    the summary. ``make_data(guided, labelled_cases)`` builds the labelled data; ``names`` are its foreground classes."""
     for col in columns:
         head, steps_key, budget_key, finetune = PROBES[col]
         for seed in p["seeds"]:
             for name, ckpt in ckpts.items():
                 labelled = make_data(is_guided(name), p[budget_key] if budget_key else None)
-                runs[name][col].append(probe(p, labelled, ckpt, head, p[steps_key], 16, list(ORGAN_NAMES), seed=seed, finetune=finetune))
+                runs[name][col].append(probe(p, labelled, ckpt, head, p[steps_key], len(names) + 1, list(names), seed=seed,
+                                             finetune=finetune))
                 results["probes"][name] = {c: summarize(v) for c, v in runs[name].items() if v}
                 progress()
 
 
 def summarize(runs: list[dict]) -> dict:
-    """Per-class Dice averaged over runs (seeds x folds); mean Dice with its std and per-run values."""
+    """Per-class Dice averaged over runs (seeds x folds) that hold the class (None where no held-out volume has it);
+    mean Dice with its std and per-run values."""
     keys = [k for k in runs[0]["dice"] if k != "mean"]
     means = [r["dice"]["mean"] for r in runs]
+
+    def class_mean(k: str) -> float | None:
+        present = [r["dice"][k] for r in runs if r["dice"][k] == r["dice"][k]]  # NaN: the class is absent from that fold
+        return statistics.fmean(present) if present else None
+
     return {"mean": statistics.fmean(means), "std": statistics.stdev(means) if len(means) > 1 else 0.0, "runs": means,
-            "per_class": {k: statistics.fmean(r["dice"][k] for r in runs) for k in keys}, "sec_per_step": runs[-1]["sec_per_step"]}
+            "per_class": {k: class_mean(k) for k in keys}, "sec_per_step": runs[-1]["sec_per_step"]}
 
 
-def write_reports(results: dict, out_dir: Path) -> None:
+def per_class_table(rows: dict, column: str) -> list[str]:
+    """Per-organ Dice of one probe column, one row per organ and one column per arm ('-': absent from every held-out fold)."""
+    arms = [name for name, r in rows.items() if column in r]
+    if not arms:
+        return []
+    organs = list(rows[arms[0]][column]["per_class"])
+    cell = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    lines = [f"Per-organ Dice, {LABELS[column]} (mean over the runs whose held-out fold holds the organ):", "",
+             "| organ | " + " | ".join(arms) + " |", "|---|" + "---|" * len(arms)]
+    lines += [f"| {organ} | " + " | ".join(cell(rows[a][column]["per_class"].get(organ)) for a in arms) + " |" for organ in organs]
+    return lines + [""]
+
+
+def write_reports(results: dict, out_dir: Path, stem: str = "anatomy") -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(results, out_dir / "anatomy.json", indent=1)
+    write_json_atomic(results, out_dir / f"{stem}.json", indent=1)
     st = results["settings"]
-    lines = [f"# Anatomy pretraining benchmark ({results['profile']} profile, CPU)", ""]
+    data = results.get("dataset") or {"name": "phantoms", "held_out": "held-out phantoms", "organs": 15}
+    if data["name"] == "phantoms":
+        lines = [f"# Anatomy pretraining benchmark ({results['profile']} profile, CPU)", ""]
+    else:
+        lines = [f"# Anatomy pretraining, {data['name']} protocol ({results['profile']} profile)", "",
+                 f"Data: {data['root']}: {data['labelled']} labelled CT volumes ({data['organs']} organs), "
+                 f"{data['unlabelled']} unlabelled, plus unlabelled roots {data.get('unlabelled_roots', [])}; "
+                 f"{st['folds']}-fold split of the labelled cases, pretraining on each fold's training and unlabelled volumes "
+                 f"(never its held-out fold); {st['spacing']} mm voxels, {st['patch']}^3 patches, sliding-window evaluation "
+                 f"(overlap {st['sw_overlap']}) on the whole held-out volumes; device {results.get('device', '?')}.", ""]
     c = results.get("coordinates")
     if c:
         how = "reused checkpoint" if c.get("reused") else f"{c['steps']} steps, {c['sec_per_step']:.2f} s/step"
-        lines += [f"Coordinate model: Pearson r (predicted vs physical distance, held-out phantoms) = **{c['distance_r_mean']:.3f}** ({how})", ""]
+        lines += [f"Coordinate model: Pearson r (predicted vs physical distance, {data['held_out']}) = **{c['distance_r_mean']:.3f}** ({how})", ""]
     rows = results.get("probes", {})
     if rows:
         lines += [f"Pretraining: {st['pretrain_steps']} steps, diffusion timesteps < {st['pretrain_max_timestep'] or 1000}, "
                   f"skip dropout {st['pretrain_skip_dropout']}, decorrelation weight {st['pretrain_decorrelation']}, "
                   f"diffusion target {st.get('pretrain_target', 'x0')}.", "",
-                  "Frozen-backbone probes and fine-tuning, evaluated on held-out phantoms, mean Dice over 15 organs, mean +- std "
+                  f"Frozen-backbone probes and fine-tuning, evaluated on {data['held_out']}, mean Dice over {data['organs']} organs, mean +- std "
                   f"over probe seeds {list(st['seeds'])} x pretraining seeds {list(st.get('pretrain_seeds', [0]))} (random init: "
                   f"probe seeds only) x {st['folds']} fold(s). Probe steps: non-linear {st['probe_steps']}, linear {st['linear_steps']}, "
                   f"label budget ({st['low_label_cases']} labelled volumes) {st['low_label_steps']}, "
@@ -238,10 +333,13 @@ def write_reports(results: dict, out_dir: Path) -> None:
         by_col = results.get("ordering_by_column", {})
         lines += ["", "Ordering guided >= diffusion >= restorative >= random (means), "
                   + "; ".join(f"{LABELS[col]}: " + (f"**{v}**" if col == "nonlinear" else str(v)) for col, v in by_col.items()), ""]
+        if data["name"] != "phantoms":
+            for column in ("nonlinear", "linear", "finetune"):
+                lines += per_class_table(rows, column)
     ranks = results.get("feature_effective_rank")
     if ranks:
         lines += ["Effective rank of the frozen encoder's features per level (full res -> 1/16; channels "
-                  f"{list(st['features'][:5])}), central 32^3 crops of the held-out phantoms:", ""]
+                  f"{list(st['features'][:5])}), central {st.get('patch', 32)}^3 crops of {data['held_out']}:", ""]
         lines += [f"- {name}: {', '.join(f'{r:.1f}' for r in v)}" for name, v in ranks.items()]
         lines.append("")
     h = results.get("hippocampus")
@@ -254,14 +352,19 @@ def write_reports(results: dict, out_dir: Path) -> None:
     if results.get("reused"):
         lines += ["", f"Reused checkpoints (--reuse): {', '.join(results['reused'])}"]
     lines += ["", f"Total wall time: {results.get('wall_s', 0):.0f} s"]
-    (out_dir / "anatomy.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic("\n".join(lines) + "\n", out_dir / f"{stem}.md")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    parser.add_argument("--protocol", choices=["phantoms", "btcv"], default="phantoms",
+                        help="phantoms (+ MSD hippocampus MR), or btcv: the 13-organ CT protocol on --data")
+    parser.add_argument("--profile", default=None, help=f"phantoms: {sorted(PROFILES)} (default quick); btcv: a profile of "
+                        f"{BTCV_PROFILES.relative_to(ROOT)} (default smoke) or a YAML file of one profile's keys")
+    parser.add_argument("--data", help="btcv: an imported CT root (images/ + labels/ with BTCV-13 ids, manifest.json)")
+    parser.add_argument("--unlabelled", nargs="*", default=[], help="btcv: more volume folders for the label-free stages")
     parser.add_argument("--out", default=str(ROOT / "reports" / "bench"))
-    parser.add_argument("--work", default=str(ROOT / "runs" / "bench_anatomy"))
+    parser.add_argument("--work", default=None, help="checkpoints (default runs/bench_anatomy, btcv: runs/bench_anatomy_btcv)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reuse", action="store_true", help="reuse coordinate / pretraining checkpoints found in --work")
     parser.add_argument("--skip-hippocampus", action="store_true")
@@ -276,25 +379,52 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("WANDB_MODE", "disabled")
-    p, out, work = dict(PROFILES[args.profile]), Path(args.out), Path(args.work)
+    btcv = args.protocol == "btcv"
+    if btcv:
+        profile_name = args.profile or "smoke"
+        p = btcv_profile(profile_name)
+        dataset = btcv_root(args.data, p["folds"]) | {"name": "BTCV", "held_out": "the held-out folds' CT volumes", "organs": 13}
+        for extra in args.unlabelled:
+            if not Path(extra).is_dir():
+                raise SystemExit(f"--unlabelled {extra}: not a folder")
+        dataset["unlabelled_roots"] = [str(Path(u).resolve()) for u in args.unlabelled]
+        names = dataset["names"]
+    else:
+        profile_name = args.profile or "quick"
+        if profile_name not in PROFILES:
+            raise SystemExit(f"--profile {profile_name!r}: the phantom protocol's profiles are {sorted(PROFILES)}")
+        if args.data or args.unlabelled:
+            raise SystemExit("--data / --unlabelled belong to --protocol btcv")
+        p, dataset, names = dict(PROFILES[profile_name]), None, list(ORGAN_NAMES)
+    out = Path(args.out)
+    work = Path(args.work) if args.work else ROOT / "runs" / ("bench_anatomy_btcv" if btcv else "bench_anatomy")
     for key in ("pretrain_max_timestep", "pretrain_skip_dropout", "pretrain_decorrelation", "pretrain_target", "pretrain_seeds"):
         if getattr(args, key) is not None:
             p[key] = getattr(args, key)
     cache = work / "cache"
     start = time.time()
-    results: dict = {"profile": args.profile, "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in p.items()}
-                     | {"columns": args.columns}, "probes": {}}
+    results: dict = {"profile": profile_name, "protocol": args.protocol, "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in p.items()}
+                     | {"columns": args.columns}, "probes": {}, "device": "cuda" if torch.cuda.is_available() else "cpu"}
+    if dataset:
+        results["dataset"] = dataset
     runs: dict = {name: {col: [] for col in PROBES} for name in ARMS}
+
+    def make(fold: int, patch: int, **kwargs) -> VolumeDataModule:
+        """The data of one stage of one fold: phantoms, or the imported CT root (the only difference between protocols)."""
+        if btcv:
+            return btcv_data(p, dataset["root"], dataset["unlabelled_roots"], fold, cache, patch, **kwargs)
+        return phantom_data(p, fold, cache, patch, **kwargs)
 
     def progress() -> None:
         results["reused"] = sorted(str(Path(f).relative_to(work)) for f in reused)
         results["wall_s"] = time.time() - start
-        write_reports(results, out)
+        write_reports(results, out, "anatomy_btcv" if btcv else "anatomy")
 
     reused: list[str] = []
+    patch, coord_patch, coord_spacing = p.get("patch", 32), p.get("coord_patch", 48), p.get("coord_spacing", COORD_SPACING_MM)
     for fold in range(p["folds"]):
         fold_dir = work / f"fold{fold}"
-        coord_data = phantom_data(p, fold, cache, 48, batch=2, spacing=COORD_SPACING_MM)
+        coord_data = make(fold, coord_patch, batch=2, spacing=coord_spacing)
         coord_ckpt, coords = coordinate_stage(p, coord_data, fold_dir, p["coord_steps"], reuse=args.reuse)
         reused += [coord_ckpt] if coords["reused"] else []
         results.setdefault("coordinates_per_fold", []).append(coords)
@@ -304,21 +434,21 @@ def main(argv: list[str] | None = None) -> int:
             first = pretrain_seed == p["pretrain_seeds"][0]
             seed_dir = fold_dir if pretrain_seed == 0 else fold_dir / f"pretrain_seed{pretrain_seed}"
             arms = {n: a for n, a in ARMS.items() if a is not None or first}  # random init does not depend on it
-            ckpts, timing = pretrain_arms(lambda c: phantom_data(p, fold, cache, 32, coordinate_ckpt=c), seed_dir, coord_ckpt,
+            ckpts, timing = pretrain_arms(lambda c: make(fold, patch, coordinate_ckpt=c), seed_dir, coord_ckpt,
                                           p["pretrain_steps"], p, arms, reuse=args.reuse, seed=pretrain_seed)
             reused += [ckpts[n] for n, t in timing.items() if t is None]
             results["pretrain_sec_per_step"] = timing
-            if first:
+            if first and fold == 0:
                 results["feature_effective_rank"] = feature_ranks(
-                    p, ckpts, lambda guided: phantom_data(p, fold, cache, 32, train_on="labelled", coordinate_ckpt=coord_ckpt if guided else None))
+                    p, ckpts, lambda guided: make(fold, patch, train_on="labelled", coordinate_ckpt=coord_ckpt if guided else None), patch)
             progress()
-            probe_arms(p, ckpts, runs, results, lambda guided, budget: phantom_data(
-                p, fold, cache, 32, train_on="labelled", coordinate_ckpt=coord_ckpt if guided else None, labelled_cases=budget), progress,
-                columns=args.columns)
+            probe_arms(p, ckpts, runs, results, lambda guided, budget: make(
+                fold, patch, train_on="labelled", coordinate_ckpt=coord_ckpt if guided else None, labelled_cases=budget), progress,
+                columns=args.columns, names=names)
     results["ordering_by_column"] = {col: ordering_holds(results["probes"], col) for col in args.columns}
     results["ordering_holds"] = results["ordering_by_column"].get("nonlinear")  # the paper's claim: the non-linear probe
     progress()
-    if not args.skip_hippocampus and (HIPPO / "images").is_dir():
+    if not btcv and not args.skip_hippocampus and (HIPPO / "images").is_dir():
         hdir = work / "hippocampus"
         h_ckpt, h_coords = coordinate_stage(p, hippo_data(p, cache, 48), hdir, p["hippo_coord_steps"], reuse=args.reuse)
         reused += [h_ckpt] if h_coords["reused"] else []
@@ -333,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
             results["hippocampus"]["probes"][name] = summarize(h_runs)
             progress()
     progress()
-    print((out / "anatomy.md").read_text())
+    print((out / ("anatomy_btcv.md" if btcv else "anatomy.md")).read_text())
     return 0
 
 

@@ -53,3 +53,80 @@ def test_anatomy_bench_smoke_writes_the_full_table(tmp_path):
     assert all(set(cols) == {"nonlinear"} for cols in partial["probes"].values())
     assert set(partial["ordering_by_column"]) == {"nonlinear"} and partial["settings"]["columns"] == ["nonlinear"]
     assert "| - | - | - |" in (out2 / "anatomy.md").read_text()
+
+
+def totalseg_btcv_root(shared_data: Path, tmp_path: Path) -> Path:
+    """A BTCV-13 root imported from the real TotalSegmentator example: its CT with the full model's map and, as a second
+    case, the same CT with the --fast model's map (two labelled cases for a 2-fold split; they share a CT, so the
+    smoke's numbers are not a result)."""
+    folder = shared_data / "volumes" / "ct_totalseg_example"
+    files = {"ct": folder / "example_ct_sm.nii.gz", "seg": folder / "example_seg.nii.gz", "fast": folder / "example_seg_fast.nii.gz"}
+    if not all(f.is_file() for f in files.values()):
+        pytest.skip(f"TotalSegmentator example files not found in {folder}")
+    from anatomy_pretrain.importers import import_totalseg_multilabel
+
+    src = tmp_path / "src"
+    for name, seg in (("example", files["seg"]), ("example_fast", files["fast"])):
+        for sub, source in (("images", files["ct"]), ("labels", seg)):
+            (src / sub).mkdir(parents=True, exist_ok=True)
+            (src / sub / f"{name}.nii.gz").write_bytes(source.read_bytes())
+    import_totalseg_multilabel(src, tmp_path / "root")
+    return tmp_path / "root"
+
+
+@pytest.mark.slow
+def test_btcv_protocol_smoke_on_real_ct(shared_data, tmp_path):
+    bench = load_bench()
+    root = totalseg_btcv_root(shared_data, tmp_path)
+    unlabelled = shared_data / "volumes" / "spleen_ct_msd"
+    work, out = tmp_path / "work", tmp_path / "out"
+    assert bench.main(["--protocol", "btcv", "--data", str(root), "--unlabelled", str(unlabelled), "--profile", "smoke",
+                       "--threads", "2", "--work", str(work), "--out", str(out)]) == 0
+    results = json.loads((out / "anatomy_btcv.json").read_text())
+    assert results["protocol"] == "btcv" and results["dataset"]["labelled"] == 2 and results["settings"]["folds"] == 2
+    organs = ["spleen", "right kidney", "left kidney", "gallbladder", "esophagus", "liver", "stomach", "aorta", "inferior vena cava",
+              "portal and splenic veins", "pancreas", "right adrenal gland", "left adrenal gland"]
+    assert set(results["probes"]) == set(bench.ARMS)
+    for name, cols in results["probes"].items():
+        assert set(cols) == set(bench.PROBES), name
+        for col in cols.values():  # one probe seed x one pretraining seed x 2 folds
+            assert len(col["runs"]) == 2 and 0.0 <= col["mean"] <= 1.0
+            assert list(col["per_class"]) == organs
+            # the esophagus lies above the example's 90 mm slab: absent from every held-out fold, so no Dice for it
+            assert col["per_class"]["esophagus"] is None and 0.0 <= col["per_class"]["liver"] <= 1.0
+    assert len(results["coordinates_per_fold"]) == 2
+    for fold in (0, 1):  # each fold pretrains its own arms, never on its held-out case
+        assert (work / f"fold{fold}" / "pretrain_diffusion_and_anatomy_guidance.ckpt").is_file()
+    report = (out / "anatomy_btcv.md").read_text()
+    assert "BTCV protocol (smoke profile)" in report and "| liver |" in report and "| esophagus | - | - | - | - |" in report
+    assert not (out / "anatomy.json").exists()  # the phantom report is left alone
+
+
+def test_btcv_protocol_refuses_bad_roots_and_profiles(tmp_path):
+    bench = load_bench()
+    with pytest.raises(SystemExit, match="needs --data ROOT"):
+        bench.main(["--protocol", "btcv", "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit, match="does not exist"):
+        bench.main(["--protocol", "btcv", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit, match="not a profile"):
+        bench.btcv_profile("huge")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("folds: 1\n")
+    with pytest.raises(SystemExit, match="missing keys"):
+        bench.btcv_profile(str(bad))
+    with pytest.raises(SystemExit, match="belong to --protocol btcv"):
+        bench.main(["--data", str(tmp_path), "--out", str(tmp_path / "o")])
+    # one labelled case cannot make a 2-fold split; a root of another label set is refused by its manifest
+    import numpy as np
+    import SimpleITK as sitk
+
+    for sub in ("images", "labels"):
+        (tmp_path / "one" / sub).mkdir(parents=True)
+        sitk.WriteImage(sitk.GetImageFromArray(np.zeros((8, 8, 8), np.int16)), str(tmp_path / "one" / sub / "case.nii.gz"))
+    with pytest.raises(SystemExit, match="1 labelled case.*2-fold"):
+        bench.btcv_root(str(tmp_path / "one"), 2)
+    (tmp_path / "one" / "manifest.json").write_text(json.dumps({"label_names": {"0": "background", "1": "hippocampus"}}))
+    with pytest.raises(SystemExit, match="not BTCV-13"):
+        bench.btcv_root(str(tmp_path / "one"), 1)
+    for name in ("smoke", "cpu", "gpu"):  # the shipped profiles load
+        assert bench.btcv_profile(name)["folds"] >= 2

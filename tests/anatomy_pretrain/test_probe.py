@@ -95,3 +95,22 @@ def test_nonlinear_head_gives_full_resolution_logits(fuse_level):
     assert head(feats).shape == (1, 5, 32, 32, 32)
     with pytest.raises(ValueError, match="fuse_level"):
         make_head("nonlinear", channels, 5, fuse_level=5)
+
+
+def test_a_class_absent_from_every_held_out_volume_has_no_dice_and_stays_out_of_the_mean(monkeypatch):
+    """MONAI's mean_batch aggregate turns an all-empty class into Dice 0; the probe must report it as missing (NaN) and
+    average only the classes some held-out volume holds."""
+    from monai.networks.utils import one_hot
+
+    probe = SegmentationProbe(num_classes=4, features=TINY_FEATURES, head="linear", class_names=["a", "b", "c"])
+    probe.log_dict = lambda *args, **kwargs: None  # no trainer attached
+    truth = torch.zeros(2, 1, 4, 4, 4, dtype=torch.long)
+    truth[0, 0, :2] = 1  # volume 0: class a; volume 1: class a and b; class c in neither
+    truth[1, 0, :2], truth[1, 0, 2:] = 1, 2
+    pred = truth.clone()
+    pred[1, 0, 2:] = 3  # volume 1: b missed (Dice 0), c predicted where there is none
+    probe.dice(one_hot(pred, 4), one_hot(truth, 4))
+    probe._eval_epoch_end("val")
+    assert probe.last_dice["a"] == pytest.approx(1.0) and probe.last_dice["b"] == pytest.approx(0.0)
+    assert probe.last_dice["c"] != probe.last_dice["c"]  # NaN: no held-out volume has class c
+    assert probe.last_dice["mean"] == pytest.approx(0.5)  # (a + b) / 2, not (a + b + 0) / 3
