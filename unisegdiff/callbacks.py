@@ -69,6 +69,13 @@ class StageCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
             self.dirpath = trainer.default_root_dir
         super().setup(trainer, pl_module, stage)
 
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        """Also writes ``last.ckpt`` on the batch that reaches ``max_steps``: Lightning would save it at the epoch's end,
+        with the loop state of a finished epoch, and a resume would then skip the rest of the epoch it stopped in."""
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if self.save_last and 0 < trainer.max_steps <= trainer.global_step and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
 
 class RunRecordCallback(L.Callback):
     """Writes ``run_record.json`` (seed, commit, versions) into the log directory at fit start, and

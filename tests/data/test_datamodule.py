@@ -183,3 +183,30 @@ def test_lightning_fit_smoke_with_weighted_sampler(tmp_path: Path):
     trainer.fit(Tiny(), datamodule=module)
     assert isinstance(trainer.train_dataloader.sampler, DistributedWeightedSampler)
     assert trainer.train_dataloader.sampler.epoch == 1  # Lightning called set_epoch
+
+
+def test_a_resumed_loader_continues_its_epoch_where_the_checkpoint_left_it():
+    """ResumableLoader's state (epoch, batches trained) makes the next iteration of that epoch start at the next
+    batch of the same draw; an iteration of another epoch (a checkpoint from an epoch's end) is not shifted."""
+    from unisegdiff.data.sampling import DistributedWeightedSampler, ResumableLoader
+
+    def loader():
+        sampler = DistributedWeightedSampler([1.0] * 10, seed=3)
+        sampler.set_epoch(2)
+        dataset = type("Draws", (), {"__getitem__": lambda self, key: key, "__len__": lambda self: 10})()  # (index, aug seed)
+        return ResumableLoader(dataset, batch_size=2, sampler=sampler, collate_fn=list)
+
+    full = list(loader())
+    saved = loader()
+    saved.trained_batches = lambda: 2
+    state = saved.state_dict()
+    assert state == {"epoch": 2, "batches": 2, "batch_size": 2}
+    resumed = loader()
+    resumed.load_state_dict(state)
+    assert list(resumed) == full[2:]
+    assert list(resumed) == full  # the skip applies once: the next iteration is the whole epoch again
+    other = loader()
+    other.load_state_dict({"epoch": 1, "batches": 2, "batch_size": 2})  # saved at the end of epoch 1
+    assert list(other) == full
+    with pytest.raises(ValueError, match="batch_size 4, this run has 2"):
+        loader().load_state_dict({"epoch": 2, "batches": 1, "batch_size": 4})

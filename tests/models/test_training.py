@@ -78,21 +78,26 @@ def test_resume_from_last_checkpoint_continues_exactly(tmp_path, workers):
     assert "rng_state" in blob and blob["hyper_parameters"]["_class_path"].endswith("StagedDiffusionSegmenter")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (exact resume, open): a max_steps stop mid-epoch saves last.ckpt from on_train_epoch_end, "
-                   "so Lightning resumes at the next epoch (here steps 5-7 on epoch 2's draws, uninterrupted: 5-9 on epoch 1's); "
-                   "needs a last.ckpt saved from on_train_batch_end plus a sampler that skips the batches already trained")
-def test_resume_after_a_max_steps_stop_mid_epoch_continues_exactly(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_after_a_max_steps_stop_mid_epoch_continues_exactly(tmp_path, workers):
+    """Stopped by max_steps after the first batch of epoch 1 (steps 1-3: epoch 0), the resumed run trains that epoch's
+    remaining batches on the same draws (steps 5-6) and then epoch 2 (7-9), like the uninterrupted run. Before the fix,
+    last.ckpt was saved at the epoch's end and the resume jumped to epoch 2 (steps 5-7 on epoch 2's draws)."""
+    from unisegdiff.callbacks import StageCheckpoint
+
     steps = dict(limit_train_batches=3, limit_val_batches=0)
+    data = dict(augment=True, num_workers=workers)
     L.seed_everything(0)
     full = LossRecorder()
-    _trainer(max_epochs=3, callbacks=[full], **steps).fit(StagedDiffusionSegmenter(lr=3e-3, **TINY), datamodule=_phantoms())
-    ckpt_cb = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0)
+    _trainer(max_epochs=3, callbacks=[full], **steps).fit(StagedDiffusionSegmenter(lr=3e-3, **TINY), datamodule=_phantoms(**data))
+    ckpt_cb = StageCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0)
     L.seed_everything(0)
     _trainer(max_epochs=3, max_steps=4, callbacks=[ckpt_cb], enable_checkpointing=True, **steps).fit(
-        StagedDiffusionSegmenter(lr=3e-3, **TINY), datamodule=_phantoms())
+        StagedDiffusionSegmenter(lr=3e-3, **TINY), datamodule=_phantoms(**data))
     assert torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"] == 4
     resumed = LossRecorder()
-    _trainer(max_epochs=3, callbacks=[resumed], **steps).fit(StagedDiffusionSegmenter(lr=3e-3, **TINY), datamodule=_phantoms(), ckpt_path=str(tmp_path / "last.ckpt"))
+    _trainer(max_epochs=3, callbacks=[resumed], **steps).fit(StagedDiffusionSegmenter(lr=3e-3, **TINY), datamodule=_phantoms(**data),
+                                                            ckpt_path=str(tmp_path / "last.ckpt"))
     assert sorted(resumed.losses) == [5, 6, 7, 8, 9]
     for step, loss in resumed.losses.items():
         assert loss == pytest.approx(full.losses[step], rel=1e-5, abs=1e-6), f"step {step}"

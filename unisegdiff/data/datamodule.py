@@ -21,7 +21,7 @@ from unisegdiff.data.errors import DataError
 from unisegdiff.data.phantoms import PHANTOM_STYLES, make_phantom
 from unisegdiff.data.preprocess import preprocess_image, resize_mask
 from unisegdiff.data.registry import DatasetSpec, load_registry, spec_for_folder
-from unisegdiff.data.sampling import DistributedWeightedSampler, balanced_weights
+from unisegdiff.data.sampling import DistributedWeightedSampler, ResumableLoader, balanced_weights
 from unisegdiff.data.splits import SPLIT_NAMES, cap_splits, carve_val, read_splits_file, split_stems, write_splits_json
 from unisegdiff.data.transforms import seed_worker_augmentation, train_augmentation
 
@@ -256,11 +256,11 @@ class LesionDataModule(L.LightningDataModule):
                             f"raise {fraction} or list {split} stems in splits.json" if fraction else "add data")
         return dataset
 
-    def _loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
+    def _loader(self, dataset: Dataset, loader_class: type[DataLoader] = DataLoader, **kwargs: Any) -> DataLoader:
         # an own generator: worker base seeds are then not drawn from the global RNG, which the
         # models use for timesteps and noise (and which checkpoints restore on resume)
         kwargs.setdefault("generator", torch.Generator().manual_seed(self.seed))
-        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
+        return loader_class(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0, worker_init_fn=seed_worker_augmentation, **kwargs)
 
     def train_dataloader(self) -> DataLoader:
@@ -275,7 +275,10 @@ class LesionDataModule(L.LightningDataModule):
         # the epoch Lightning is about to run: with workers, the first iterator (a resumed run's included) prefetches
         # from the sampler before Lightning's own set_epoch call, and a resumed run would replay epoch 0's draws
         sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0)
-        return self._loader(dataset, sampler=sampler, drop_last=len(sampler) > self.batch_size)
+        loader = self._loader(dataset, sampler=sampler, drop_last=len(sampler) > self.batch_size, loader_class=ResumableLoader)
+        if trainer is not None:  # the batches trained in the current epoch, for a checkpoint's loader state
+            loader.trained_batches = lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return loader
 
     def _eval_loader(self, split: str) -> DataLoader:
         """In order, each sample once. Under DDP each rank takes every ``world_size``-th sample with no padding

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 
 def balanced_weights(dataset_of_sample: Sequence[str], dataset_weights: dict[str, float] | None = None) -> list[float]:
@@ -54,6 +54,14 @@ class DistributedWeightedSampler(DistributedSampler):
         self.num_samples = math.ceil(total / num_replicas)
         self.total_size = self.num_samples * num_replicas
         self._epoch_was_set = False
+        self._skip: tuple[int, int] | None = None
+
+    def skip_next(self, epoch: int, samples: int) -> None:
+        """The next iteration, if it is of ``epoch``, starts ``samples`` draws into this rank's sequence (a resume in the
+        middle of that epoch: the draws already trained are not repeated); an iteration of another epoch ignores it."""
+        if samples < 0:
+            raise ValueError(f"samples to skip must be >= 0, got {samples}")
+        self._skip = (int(epoch), int(samples))
 
     def set_epoch(self, epoch: int) -> None:
         super().set_epoch(epoch)
@@ -62,14 +70,40 @@ class DistributedWeightedSampler(DistributedSampler):
     def __iter__(self) -> Iterator[tuple[int, int]]:
         """Yields (sample index, augmentation seed): both come from the epoch's generator, so what a
         step sees depends only on (seed, epoch, position) - not on workers, and not on a resume."""
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        epoch = self.epoch
+        generator = torch.Generator().manual_seed(self.seed + epoch)
         drawn = torch.multinomial(self.weights, self.total_size, replacement=True, generator=generator)
         aug_seeds = torch.randint(0, 2**31 - 1, (self.total_size,), generator=generator)
         if not self._epoch_was_set:
             self.epoch += 1  # next plain iteration draws a new sequence
         self._epoch_was_set = False
+        start = self._skip[1] if self._skip is not None and self._skip[0] == epoch else 0
+        self._skip = None
         shard = slice(self.rank, self.total_size, self.num_replicas)
-        return iter(zip(drawn[shard].tolist(), aug_seeds[shard].tolist()))
+        return iter(list(zip(drawn[shard].tolist(), aug_seeds[shard].tolist()))[start:])
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class ResumableLoader(DataLoader):
+    """A ``DataLoader`` over a :class:`DistributedWeightedSampler` whose place in the epoch goes into checkpoints.
+
+    Lightning saves the ``state_dict()`` of every training loader that has one in the checkpoint's loop state and
+    calls ``load_state_dict()`` when it resumes, before the first iterator is built. The state is the sampler's
+    epoch and the batches trained in it (``trained_batches()``, the loop's count: Lightning prefetches, so the
+    loader's own count of batches handed out would be one ahead); a resume in the middle of that epoch continues
+    with the next batch of the same draw instead of replaying the epoch from its start.
+    """
+
+    trained_batches: Callable[[], int] | None = None
+
+    def state_dict(self) -> dict[str, int]:
+        batches = int(self.trained_batches()) if self.trained_batches is not None else 0
+        return {"epoch": int(self.sampler.epoch), "batches": batches, "batch_size": int(self.batch_size)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if int(state.get("batch_size", self.batch_size)) != self.batch_size:
+            raise ValueError(f"the checkpoint was trained with batch_size {state['batch_size']}, this run has {self.batch_size}: "
+                             "an exact resume needs the same batch size (or start a new fit instead of --ckpt_path)")
+        self.sampler.skip_next(int(state["epoch"]), int(state["batches"]) * self.batch_size)
