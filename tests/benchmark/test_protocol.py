@@ -217,3 +217,44 @@ def test_a_changed_data_recipe_invalidates_finished_runs(tmp_path):
     recipe.write_text("data:\n  class_path: unisegdiff.data.LesionDataModule\n  init_args: {augment: true}\n")
     with pytest.raises(ValueError, match="other settings"):
         bench.done("unet", 0)
+
+
+def test_small_sets_are_cross_validated_over_every_image_once(tmp_path):
+    """small_set_folds 2: the set with < min_images test images is scored by 2 more trainings per method, each on
+    one fold, so each of its images is a test image exactly once; the large set keeps its split; the report gets a
+    cross-validation section with paired statistics over those images."""
+    from unisegdiff.benchmark.report import write_report
+
+    root = write_phantom_root(tmp_path / "root", n_per_dataset=24, size=32, seed=0)
+    for stem in [f"mr_{i:04d}" for i in range(8, 24)]:  # phantom_mr keeps 8 pairs: 1-2 test images, a small set
+        for sub in ("images", "masks"):
+            for path in (root / "phantom_mr" / sub).glob(f"{stem}.*"):
+                path.unlink()
+    tiny = {**TINY, "max_per_dataset": None}
+    profile = BenchProfile(seeds=[0], methods=["unet", "staged"], small_set_folds=2, min_images=3, **tiny)
+    bench = Benchmark(profile, str(root), tmp_path / "out", tmp_path / "work", "tiny", DATASETS)
+    dm = bench.datamodule(0)
+    counts = {d: len(parts["test"]) for d, parts in dm.splits().items()}
+    every = {d: sorted(sum(parts.values(), [])) for d, parts in dm.splits().items()}
+    small = sorted(d for d, n in counts.items() if n < 3)
+    assert small and len(small) < len(DATASETS), f"fixture needs one small and one large set, test counts {counts}"
+    written = bench.run()
+    runs = {json.loads(p.read_text())["method"]: json.loads(p.read_text()) for p in written}
+    for method, run in runs.items():
+        cv = run["cross_validation"]
+        assert cv["folds"] == 2 and cv["datasets"] == small and len(cv["train"]) == 2
+        assert all(t["steps"] == 4 for t in cv["train"]), method  # the same budget per fold (phase 1 + 2 for staged)
+        for d in small:
+            assert sorted(r["stem"] for r in cv["images"] if r["dataset"] == d) == every[d]  # each image once
+        assert {r["fold"] for r in cv["images"]} == {0, 1} and set(cv["pixel"]) == set(small)
+        assert (tmp_path / "work" / method / "seed0" / "cv1" / "last.ckpt").is_file()
+    assert (tmp_path / "work" / "condition" / "seed0_steps2_cv0" / "last.ckpt").is_file()  # phase 1 per fold
+    paths = write_report(written, tmp_path / "report", "tiny", compare=["staged"], min_images=3)
+    results = json.loads(paths["results.json"].read_text())
+    cv = results["cross_validation"]
+    assert cv["folds"] == [2] and {d: v["n"] for d, v in cv["datasets"].items()} == {d: len(every[d]) for d in small}
+    assert set(cv["paired_dice"]["staged"]["datasets"]) == set(small)
+    assert "## Small sets, 2-fold cross-validation" in paths["README.md"].read_text()
+    assert "cross_validation" in paths["per_image.csv"].read_text()
+    with pytest.raises(ValueError, match="small_set_folds must be 0"):
+        BenchProfile(small_set_folds=1)

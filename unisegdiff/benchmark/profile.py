@@ -56,8 +56,14 @@ class BenchProfile:
     precision: str = "32-true"  # Lightning precision for training; inference runs under the matching autocast
     deterministic: bool = False  # fp32 and deterministic algorithms: two same-seed runs give identical numbers
     min_images: int = 30  # the headline macro averages only datasets with at least this many test images
+    # k >= 2: every dataset with fewer than min_images test images is also scored by k-fold cross-validation (k more
+    # trainings per method and seed, each testing on one fold of those sets); 0: off (the CPU profiles)
+    small_set_folds: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.small_set_folds, bool) or not isinstance(self.small_set_folds, int) or self.small_set_folds == 1 \
+                or self.small_set_folds < 0:
+            raise ValueError(f"benchmark profile: small_set_folds must be 0 (off) or an integer >= 2, got {self.small_set_folds!r}")
         for name, spec in self.variants.items():
             bad = set(spec) - {"recipe", "overrides", "phase1_fraction"}
             if name in METHODS or bad or spec.get("recipe") not in ("unet", *DIFFUSION_METHODS):

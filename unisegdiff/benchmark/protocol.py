@@ -15,6 +15,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from unisegdiff.benchmark.calibration import PixelCalibration
 from unisegdiff.benchmark.profile import DIFFUSION_METHODS, BenchProfile
 from unisegdiff.benchmark.runs import evaluate_images, per_dataset_subset, train
 from unisegdiff.callbacks import run_record
@@ -80,11 +81,14 @@ class Benchmark:
         return {name: spec for name, spec in self.profile.inference_variants.items() if method in spec.get("methods", [method])}
 
     # --- recipes ----------------------------------------------------------------------------------
-    def datamodule(self, seed: int, root: str | None = None, datasets: list[str] | None = None, registry: str | None = None) -> L.LightningDataModule:
+    def datamodule(self, seed: int, root: str | None = None, datasets: list[str] | None = None, registry: str | None = None,
+                   split_overrides: dict | None = None) -> L.LightningDataModule:
         p = self.profile
         overrides = {"root": root if root is not None else self.root, "datasets": datasets or self.datasets, "image_size": p.image_size,
                      "batch_size": p.batch_size, "num_workers": p.num_workers, "seed": seed, "split_seed": p.split_seed,
                      "max_per_dataset": p.max_per_dataset, "split_dir": None, "registry": registry}
+        if split_overrides:
+            overrides["split_overrides"] = split_overrides
         return instantiate_section(compose_section([p.data_recipe], "data", overrides), L.LightningDataModule)
 
     def model_section(self, method: str, condition_ckpt: str | None = None) -> dict[str, Any]:
@@ -100,6 +104,10 @@ class Benchmark:
         p = self.profile.as_dict()
         for key in ("seeds", "methods", "speed_min_seconds", "profile_points", "eval_batch_size", "min_images", "ddpm_subset_per_dataset"):
             p.pop(key)
+        if not p["small_set_folds"]:  # off: result files made before the option existed stay valid
+            p.pop("small_set_folds")
+        else:
+            p["min_images"] = self.profile.min_images  # which sets are cross-validated
         recipe = self.profile.recipe_of(method)
         # only what this method's run depends on: tuning the staged recipe keeps the U-Net's results valid
         p["model_overrides"] = self.profile.overrides_of(method)
@@ -195,12 +203,15 @@ class Benchmark:
                 written.append(self.run_one(method, seed))
         return written
 
-    def phase1(self, seed: int, steps: int) -> tuple[str, dict[str, Any]]:
-        """The seed's condition network (phase 1), trained once and shared by the diffusion runs of that length."""
-        ckpt_dir = self.work / "condition" / f"seed{seed}_steps{steps}"
+    def phase1(self, seed: int, steps: int, fold: int | None = None, split_overrides: dict | None = None) -> tuple[str, dict[str, Any]]:
+        """The seed's condition network (phase 1), trained once and shared by the diffusion runs of that length
+        (``fold``: of that cross-validation fold, trained on its ``split_overrides``)."""
+        ckpt_dir = self.work / "condition" / (f"seed{seed}_steps{steps}" + ("" if fold is None else f"_cv{fold}"))
         stamp = ckpt_dir / "phase1.json"
         wanted = {"steps": steps, "settings": self.settings("unet"),
                   "condition": compose_section([self.profile.recipes["condition"]], "model", {"lr": self.profile.lr})}
+        if split_overrides:
+            wanted["split_overrides"] = split_overrides
         if stamp.is_file() and (ckpt_dir / "last.ckpt").is_file():
             stored = json.loads(stamp.read_text())
             if stored["wanted"] == json.loads(json.dumps(wanted)):
@@ -208,21 +219,26 @@ class Benchmark:
         stamp.unlink(missing_ok=True)  # an interrupted retrain must never leave its checkpoint beside an older stamp
         L.seed_everything(seed, workers=True)  # weights initialized from the seed, not from whatever ran before
         model = instantiate_section(wanted["condition"], L.LightningModule)
-        info = train(model, self.datamodule(seed), steps, ckpt_dir, seed, self.profile.precision, self.profile.deterministic)
+        info = train(model, self.datamodule(seed, split_overrides=split_overrides), steps, ckpt_dir, seed, self.profile.precision,
+                     self.profile.deterministic)
         write_json_atomic({"wanted": wanted, "train": info}, stamp)
         return str(ckpt_dir / "last.ckpt"), info
 
-    def run_one(self, method: str, seed: int) -> Path:
+    def train_method(self, method: str, seed: int, fold: int | None = None, split_overrides: dict | None = None):
+        """``method`` trained at the profile's budget for ``seed`` (phase 1 included): (model, datamodule, train block).
+        ``fold``/``split_overrides``: one cross-validation fold, with its own checkpoints under ``cv<fold>``."""
         p = self.profile
         if p.deterministic:
             torch.use_deterministic_algorithms(True)
         diffusion = p.recipe_of(method) in DIFFUSION_METHODS
         phase1_steps = p.phase1_steps_of(method) if diffusion else 0
-        condition, phase1 = self.phase1(seed, phase1_steps) if phase1_steps else (None, None)
+        condition, phase1 = self.phase1(seed, phase1_steps, fold, split_overrides) if phase1_steps else (None, None)
         L.seed_everything(seed, workers=True)  # weights initialized from the seed, not from whatever ran before
         model = instantiate_section(self.model_section(method, condition), L.LightningModule)
-        dm = self.datamodule(seed)
+        dm = self.datamodule(seed, split_overrides=split_overrides)
         ckpt_dir = self.work / method / f"seed{seed}"
+        if fold is not None:
+            ckpt_dir = ckpt_dir / f"cv{fold}"
         if method == "unet_walltime":
             staged = json.loads(self.result_path("staged", seed).read_text()) if self.done("staged", seed) else None
             if staged is None:
@@ -241,6 +257,34 @@ class Benchmark:
             train_block = {"steps": phase1["steps"] + info["steps"], "seconds": phase1["seconds"] + info["seconds"],
                            "loop_seconds": phase1.get("loop_seconds", phase1["seconds"]) + info["loop_seconds"],
                            "phase1_steps": phase1["steps"], "phase2_steps": info["steps"], "batch_size": p.batch_size}
+        return model, dm, train_block
+
+    def cross_validate(self, method: str, seed: int, dm) -> dict[str, Any] | None:
+        """With ``small_set_folds`` k: every dataset with fewer than ``min_images`` test images, k-fold cross-validated
+        (k more trainings at the same budget, each scored on its fold's images of those sets; the other datasets keep
+        their split). Every image of those sets is then a test image once. None when off or no set is that small."""
+        p = self.profile
+        small = sorted(d for d, parts in dm.splits().items() if len(parts["test"]) < p.min_images)
+        if p.small_set_folds < 2 or not small:
+            return None
+        rows: list[dict[str, Any]] = []
+        pixel: dict[str, PixelCalibration] = {}  # pooled over the folds' models
+        trained = []
+        for fold, overrides in enumerate(dm.kfold_splits(small, p.small_set_folds)):
+            model, fold_dm, train_block = self.train_method(method, seed, fold, overrides)
+            fold_dm.setup("test")
+            test_set = fold_dm.split_dataset("test")
+            subset = torch.utils.data.Subset(test_set, [i for i, d in enumerate(test_set.dataset_of_sample) if d in small])
+            scored = evaluate_images(model, subset, p.eval_batch_size, p.precision, pixel=pixel)
+            rows += [{**row, "fold": fold} for row in scored["images"]]
+            trained.append(train_block)
+            print(f"[benchmark] {method} seed {seed}: cross-validation fold {fold + 1}/{p.small_set_folds} scored")
+        return {"folds": p.small_set_folds, "datasets": small, "images": rows, "train": trained,
+                "pixel": {name: {**cal.compute(), "reliability": cal.reliability()} for name, cal in sorted(pixel.items())}}
+
+    def run_one(self, method: str, seed: int) -> Path:
+        p = self.profile
+        model, dm, train_block = self.train_method(method, seed)
         dm.setup("test")
         test_set = dm.split_dataset("test")
         scored = evaluate_images(model, test_set, p.eval_batch_size, p.precision)
@@ -257,6 +301,9 @@ class Benchmark:
         if seed == p.seeds[0]:
             result.update(self.first_seed_extras(method, model, test_set, seed))
         result["external"] = {name: self.score_external(model, root, mapping, seed) for name, (root, mapping) in self.external.items()}
+        cv = self.cross_validate(method, seed, dm)
+        if cv is not None:
+            result["cross_validation"] = cv
         path = self.result_path(method, seed)
         write_json_atomic(result, path)
         print(f"[benchmark] {method} seed {seed}: written {path}")

@@ -186,6 +186,14 @@ def render_readme(results: dict, figure_names: list[str]) -> str:
         lines += ["### Speed on a fixed subset (first seed)", "", *_table(["run", "images", "s/image", "calls per sample", "Dice"], rows), ""]
         if speed["staged_speedup_vs_eps_ddpm1000"]:
             lines += [f"The staged model is {speed['staged_speedup_vs_eps_ddpm1000']:.1f}× faster per image than eps DDPM-1000.", ""]
+    cv = results.get("cross_validation")
+    if cv:
+        k = "/".join(map(str, cv["folds"]))
+        lines += [f"## Small sets, {k}-fold cross-validation", "",
+                  f"Each dataset with fewer than {results['min_images']} test images, cross-validated: {k} more trainings per "
+                  "method and seed at the same budget, each tested on one fold of those sets (the other datasets keep their "
+                  "split), so every image of them is a test image once.", "", *verdict(results, cv, "the cross-validated small sets"), "",
+                  *_section_body(results, cv), ""]
     for root, section in results["external"].items():
         lines += [f"## External set `{root}` (models not retrained)", "", *verdict(results, section, f"`{root}`"), "",
                   *_section_body(results, section), ""]

@@ -77,13 +77,14 @@ def _row_problem(row: Any) -> str | None:
 
 
 def _tables(runs: Runs, origin: dict, source: str) -> tuple[dict, dict[str, list[str]]]:
-    """Per method and seed: ({(dataset, stem): row}, pixel) of ``source`` (``test`` or an external root), and
-    each dataset's stems (sorted; datasets in first-seen order). Every run must hold the same images."""
+    """Per method and seed: ({(dataset, stem): row}, pixel) of ``source`` (``test``, ``cross_validation`` or an
+    external root), and each dataset's stems (sorted; datasets in first-seen order). Every run must hold the same images."""
     tables: dict[str, dict[int, tuple[dict, dict]]] = {}
     first: tuple[str, list] | None = None
     for method, seeds in runs.items():
         for seed, data in seeds.items():
-            block, name = (data if source == "test" else (data.get("external") or {}).get(source)), origin[(method, seed)]
+            block = data if source == "test" else data.get(source) if source == "cross_validation" else (data.get("external") or {}).get(source)
+            name = origin[(method, seed)]
             if block is None:
                 continue
             rows: dict[tuple[str, str], dict] = {}
@@ -248,6 +249,8 @@ def _per_image_csv(runs: Runs) -> str:
     for method, seeds in runs.items():
         for seed, data in seeds.items():
             sources = [("test", data["images"])] + [(name, block.get("images") or []) for name, block in (data.get("external") or {}).items()]
+            if "cross_validation" in data:
+                sources.append(("cross_validation", data["cross_validation"]["images"]))
             for source, rows in sources:
                 for row in rows:
                     writer.writerow({"method": method, "seed": seed, "source": source, **{f: row[f] for f in ROW_FIELDS}})
@@ -288,6 +291,10 @@ def build_results(runs: Runs, origin: dict, profile_name: str, reference: str = 
         "settings_differ_across_seeds": [m for m, s in runs.items() if len({json.dumps(d.get("settings"), sort_keys=True) for d in s.values()}) > 1],
         "external": {name: _section(*_tables(runs, origin, name), reference, compare, min_images, n_resamples)[0] for name in externals},
     }
+    if any("cross_validation" in d for seeds in runs.values() for d in seeds.values()):  # the small sets, k-fold (GPU profile)
+        section = _section(*_tables(runs, origin, "cross_validation"), reference, compare, min_images, n_resamples)[0]
+        folds = {d["cross_validation"]["folds"] for seeds in runs.values() for d in seeds.values() if "cross_validation" in d}
+        results["cross_validation"] = {**section, "folds": sorted(folds)}
     return results, curves
 
 

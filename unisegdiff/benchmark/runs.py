@@ -86,8 +86,11 @@ def _predict(model, image: torch.Tensor, batch: dict, precision: str, sampling: 
 @torch.inference_mode()
 def evaluate_images(model, dataset: Dataset, batch_size: int, precision: str, scheduler=None, min_seconds: float = 0.0,
                     num_samples: int | None = None, guidance_scale: float | None = None,
-                    condition_weight: float | None = None) -> dict[str, Any]:
+                    condition_weight: float | None = None, pixel: dict[str, PixelCalibration] | None = None) -> dict[str, Any]:
     """Per-image Dice/IoU/HD95 and mean uncertainty, pixel calibration per dataset, and seconds per image.
+
+    ``pixel``: accumulators to add this pass's pixels to (several models' folds pooled into one calibration); the
+    returned calibration then covers everything they hold.
 
     A plain loop, not ``Trainer.test`` + a timing callback: the timed region must hold only the model call
     (no hooks, logging or metric reduction inside it), after an untimed warm-up, and repeatable.
@@ -102,7 +105,7 @@ def evaluate_images(model, dataset: Dataset, batch_size: int, precision: str, sc
                                   ("condition_weight", condition_weight)) if v is not None}
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     rows: list[dict[str, Any]] = []
-    pixel: dict[str, PixelCalibration] = {}
+    pixel = {} if pixel is None else pixel
     first = next(iter(loader))
     with inference_autocast(precision, model.device.type):
         image = first["image"].to(model.device)

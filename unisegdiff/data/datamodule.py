@@ -22,7 +22,9 @@ from unisegdiff.data.phantoms import PHANTOM_STYLES, make_phantom
 from unisegdiff.data.preprocess import preprocess_image, resize_mask
 from unisegdiff.data.registry import DatasetSpec, load_registry, spec_for_folder
 from unisegdiff.data.sampling import DistributedWeightedSampler, ResumableLoader, balanced_weights
-from unisegdiff.data.splits import SPLIT_NAMES, cap_splits, carve_val, read_splits_file, split_stems, write_splits_json
+from unisegdiff.data.splits import (
+    SPLIT_NAMES, cap_splits, carve_val, check_split_override, kfold_stems, read_splits_file, split_stems, write_splits_json,
+)
 from unisegdiff.data.transforms import seed_worker_augmentation, train_augmentation
 
 
@@ -129,6 +131,8 @@ class LesionDataModule(L.LightningDataModule):
         max_per_dataset: cap per dataset over all splits (quick profiles), keeping the split shares.
         phantom_samples: phantoms per style when ``root`` is None.
         split_dir: if given, the splits are written to ``<split_dir>/splits.json``.
+        split_overrides: ``{dataset: {"train"|"val"|"test": [stems]}}`` replacing those datasets' splits (a fold of
+            :meth:`kfold_splits`; the benchmark's cross-validation of the small sets).
     """
 
     def __init__(self, root: str | None = None, datasets: list[str] | None = None, registry: str | None = None,
@@ -136,7 +140,7 @@ class LesionDataModule(L.LightningDataModule):
                  val_fraction: float = 0.15, test_fraction: float = 0.15, augment: bool = True,
                  balanced_sampling: bool = True, dataset_weights: dict[str, float] | None = None, cache: bool = True,
                  max_per_dataset: int | None = None, phantom_samples: int = 48, split_dir: str | None = None,
-                 split_seed: int | None = None):
+                 split_seed: int | None = None, split_overrides: dict[str, dict[str, list[str]]] | None = None):
         super().__init__()
         if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
             raise ValueError(f"val_fraction={val_fraction} and test_fraction={test_fraction} must be in [0, 1) with a sum below 1")
@@ -152,6 +156,7 @@ class LesionDataModule(L.LightningDataModule):
         self.augment, self.balanced_sampling, self.dataset_weights = augment, balanced_sampling, dataset_weights
         self.cache, self.max_per_dataset, self.phantom_samples, self.split_dir = cache, max_per_dataset, phantom_samples, split_dir
         self.selected = list(datasets) if datasets else None
+        self.split_overrides = dict(split_overrides or {})
         self._refs: dict[str, dict[str, SampleRef]] | None = None
         self._splits: dict[str, dict[str, list[str]]] | None = None
         self._datasets: dict[str, LesionSampleDataset] = {}
@@ -220,8 +225,27 @@ class LesionDataModule(L.LightningDataModule):
             else:
                 parts = split_stems(stems, name, self.split_seed, self.val_fraction, self.test_fraction, spec.group_of, where)
             result[name] = cap_splits(parts, self.max_per_dataset, self.val_fraction, self.test_fraction)
+            if name in self.split_overrides:  # checked against the stems the dataset's own split serves
+                result[name] = check_split_override(self.split_overrides[name], sum(result[name].values(), []), name)
+        stray = sorted(set(self.split_overrides) - set(result))
+        if stray:
+            raise ValueError(f"split_overrides names datasets that are not served: {stray}; served: {sorted(result)}")
         self._splits = result
         return result
+
+    def kfold_splits(self, datasets: list[str], k: int) -> list[dict[str, dict[str, list[str]]]]:
+        """``k`` cross-validation folds over every stem the splits serve of each of ``datasets`` (whole patient /
+        volume groups per the registry), as ``split_overrides`` for one fold each."""
+        splits, refs = self.splits(), self._discover()
+        folds: list[dict[str, dict[str, list[str]]]] = [{} for _ in range(k)]
+        for name in datasets:
+            if name not in splits:
+                raise ValueError(f"kfold_splits: dataset {name!r} is not served; served: {sorted(splits)}")
+            spec = next(iter(refs[name].values())).spec
+            where = str(Path(self.root) / spec.folder) if self.root else f"phantoms/{name}"
+            for f, parts in enumerate(kfold_stems(sum(splits[name].values(), []), k, name, self.split_seed, spec.group_of, where)):
+                folds[f][name] = parts
+        return folds
 
     def split_settings(self) -> dict[str, Any]:
         return {"root": self.root, "seed": self.split_seed, "val_fraction": self.val_fraction, "test_fraction": self.test_fraction,

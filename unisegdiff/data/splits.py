@@ -55,6 +55,41 @@ def split_stems(stems: list[str], dataset: str, seed: int, val_fraction: float, 
     return splits
 
 
+def kfold_stems(stems: list[str], k: int, dataset: str, seed: int, group_of: Callable[[str], str] = lambda stem: stem,
+                where: str = "") -> list[dict[str, list[str]]]:
+    """``k`` folds of ``stems`` by whole groups (seeded from sorted groups; sizes differ by at most one group): fold
+    ``f`` tests on its own stems and trains on every other fold's, with no val (k-fold cross-validation of a set too
+    small for a held-out split)."""
+    if not isinstance(k, int) or k < 2:
+        raise ValueError(f"k-fold cross-validation needs k >= 2 folds, got {k!r}")
+    groups: dict[str, list[str]] = {}
+    for stem in sorted(set(stems)):
+        groups.setdefault(group_of(stem), []).append(stem)
+    if len(groups) < k:
+        raise DataError(where or dataset, f"{len(stems)} pairs in {len(groups)} group(s) cannot make {k} cross-validation folds",
+                        "lower small_set_folds or add data")
+    order = [sorted(groups)[i] for i in dataset_rng(seed, f"{dataset}/kfold").permutation(len(groups))]
+    tests = [[stem for group in order[f::k] for stem in groups[group]] for f in range(k)]
+    return [{"train": [s for g, fold in enumerate(tests) if g != f for s in fold], "val": [], "test": tests[f]} for f in range(k)]
+
+
+def check_split_override(parts: dict[str, list[str]], stems: list[str], dataset: str) -> dict[str, list[str]]:
+    """A given split of one dataset ({"train", "val", "test"}: stems) checked against its stems: known stems only,
+    no stem in two splits, a non-empty train split."""
+    if not isinstance(parts, dict) or set(parts) - set(SPLIT_NAMES):
+        raise ValueError(f"split_overrides[{dataset!r}] must map {list(SPLIT_NAMES)} to lists of stems, got {parts!r}")
+    out = {name: list(parts.get(name, [])) for name in SPLIT_NAMES}
+    unknown = sorted(set(sum(out.values(), [])) - set(stems))
+    if unknown:
+        raise ValueError(f"split_overrides[{dataset!r}] names stems that are not in the dataset: {unknown[:5]}")
+    seen = [s for name in SPLIT_NAMES for s in out[name]]
+    if len(seen) != len(set(seen)):
+        raise ValueError(f"split_overrides[{dataset!r}] puts a stem in two splits (or twice in one)")
+    if not out["train"]:
+        raise ValueError(f"split_overrides[{dataset!r}] has an empty train split")
+    return out
+
+
 def read_splits_file(path: Path, stems: list[str]) -> dict[str, list[str]]:
     """A dataset's ``splits.json`` ({"train": [...], "val": [...], "test": [...]}; val optional), checked
     against the stems present."""
