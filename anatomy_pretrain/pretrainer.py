@@ -35,6 +35,8 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
     decoder cannot rebuild the patch from the shallow skips alone and the deep encoder levels must carry it.
     ``decorrelation``: weight of the mean squared channel correlation of every encoder level added to the pretext loss
     (against the low-rank, collapsed features a plain pretext leaves; see ``diagnostics.effective_rank``).
+    ``guidance_dropout``: during training each sample's guide is zeroed with this probability (classifier-free-guidance
+    style condition dropout, Ho & Salimans 2022), so the encoder cannot lean on the coordinates alone.
 
     Defaults are the recommended recipe (reports/bench/anatomy.md): ``target='eps'`` and ``decorrelation=1.0``. They
     used to be ``x0`` and ``0.0``: a checkpoint written before a hyper-parameter existed meant the old value
@@ -53,10 +55,13 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
         skip_dropout: float = 0.0,
         decorrelation: float = 1.0,
         lr: float = 1e-3,
+        guidance_dropout: float = 0.0,
     ):
         super().__init__()
         if not 0.0 <= skip_dropout < 1.0:
             raise ValueError(f"skip_dropout must be in [0, 1), got {skip_dropout}")
+        if not 0.0 <= guidance_dropout < 1.0:
+            raise ValueError(f"guidance_dropout must be in [0, 1), got {guidance_dropout}")
         if decorrelation < 0:
             raise ValueError(f"decorrelation must be >= 0, got {decorrelation}")
         self.save_hyperparameters()
@@ -105,7 +110,12 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
         return F.mse_loss(out, target), penalty
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        pretext, penalty = self.pretext_loss(batch["image"], self.guide(batch))
+        guide = self.guide(batch)
+        p = self.hparams.get("guidance_dropout", 0.0)
+        if guide is not None and p > 0:
+            keep = torch.rand(guide.shape[0], device=guide.device) >= p
+            guide = guide * keep.view(-1, *([1] * (guide.ndim - 1))).to(guide.dtype)
+        pretext, penalty = self.pretext_loss(batch["image"], guide)
         n = batch["image"].shape[0]
         self.log("train/loss", pretext + penalty, prog_bar=True, batch_size=n)
         self.log("train/pretext", pretext, batch_size=n)

@@ -191,10 +191,19 @@ def coordinate_stage(p, data, out: Path, steps: int, crop: int = 32, reuse: bool
                        "reused": sec is None}
 
 
+def guided_args(p: dict, args: dict) -> dict:
+    """A guided arm's pretrainer arguments with the profile's guidance settings (``guidance`` film|input,
+    ``guidance_frequencies``, ``guidance_dropout``; absent: FiLM, 3 frequencies, no dropout)."""
+    if args["guidance"] == "none":
+        return args
+    return {**args, "guidance": p.get("guidance", args["guidance"]), "num_frequencies": p.get("guidance_frequencies", 3),
+            "guidance_dropout": p.get("guidance_dropout", 0.0)}
+
+
 def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, p: dict, arms: dict, reuse: bool = False,
                   seed: int = 0) -> tuple[dict, dict]:
     """Pretrain every arm with the profile's recipe from RNG state ``seed``; ``make_data(coordinate_ckpt)`` builds its
-    data (guided arms get the coordinate maps)."""
+    data (guided arms get the coordinate maps, embedded as the profile's guidance settings say)."""
     ckpts, timing = {}, {}
     for name, args in arms.items():
         if args is None:
@@ -205,7 +214,7 @@ def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, p: dict, ar
         recipe = dict(features=p["features"], max_timestep=p["pretrain_max_timestep"], skip_dropout=p["pretrain_skip_dropout"],
                       decorrelation=p["pretrain_decorrelation"], lr=1e-3)
         if args["pretext"] == "diffusion":  # the restorative pretext has no prediction target
-            args = {"target": p["pretrain_target"]} | args
+            args = {"target": p["pretrain_target"]} | guided_args(p, args)
         if reusable(path, reuse, AnatomyGuidedDiffusionPretrainer, recipe | args):
             timing[name] = None
             continue
@@ -233,8 +242,9 @@ def feature_ranks(p, ckpts: dict, make_data, patch: int = 32) -> dict:
         if guided:
             batch["coords"] = torch.stack([center(s["coords"].data.float()) for s in data.held_out_subjects])
         L.seed_everything(0, verbose=False)
-        net, guidance = (load_pretrained_backbone(ckpt)[0], ARMS[name]["guidance"]) if ckpt else (GuidedUNet3D(features=p["features"]), "none")
-        out[name] = pyramid_effective_ranks(net, batch["image"], guide_from_batch(batch, guidance, 3))
+        net, hp = load_pretrained_backbone(ckpt) if ckpt else (GuidedUNet3D(features=p["features"]), {})
+        guide = guide_from_batch(batch, hp.get("guidance", "none"), int(hp.get("num_frequencies", 3)))  # as it was pretrained
+        out[name] = pyramid_effective_ranks(net, batch["image"], guide)
     return out
 
 
@@ -374,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrain-target", choices=["x0", "eps", "v"], help="override the profile's diffusion prediction target")
     parser.add_argument("--pretrain-seeds", type=int, nargs="+", help="override the profile's pretraining seeds (seed 0 in fold<k>/, "
                         "seed s in fold<k>/pretrain_seed<s>/)")
+    parser.add_argument("--guidance", choices=["film", "input"], help="the guided arm's guidance (default film; fresh --work)")
+    parser.add_argument("--guidance-frequencies", type=int, help="the guided arm's sin/cos frequencies per axis (default 3)")
+    parser.add_argument("--guidance-dropout", type=float, help="the guided arm's per-sample guide dropout in pretraining (default 0)")
     parser.add_argument("--columns", nargs="+", choices=list(PROBES), default=list(PROBES),
                         help="probe columns to run (default: all); the others show '-' in the table")
     args = parser.parse_args(argv)
@@ -398,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         p, dataset, names = dict(PROFILES[profile_name]), None, list(ORGAN_NAMES)
     out = Path(args.out)
     work = Path(args.work) if args.work else ROOT / "runs" / ("bench_anatomy_btcv" if btcv else "bench_anatomy")
-    for key in ("pretrain_max_timestep", "pretrain_skip_dropout", "pretrain_decorrelation", "pretrain_target", "pretrain_seeds"):
+    for key in ("pretrain_max_timestep", "pretrain_skip_dropout", "pretrain_decorrelation", "pretrain_target", "pretrain_seeds",
+                "guidance", "guidance_frequencies", "guidance_dropout"):
         if getattr(args, key) is not None:
             p[key] = getattr(args, key)
     cache = work / "cache"

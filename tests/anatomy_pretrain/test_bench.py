@@ -130,3 +130,12 @@ def test_btcv_protocol_refuses_bad_roots_and_profiles(tmp_path):
         bench.btcv_root(str(tmp_path / "one"), 1)
     for name in ("smoke", "cpu", "gpu"):  # the shipped profiles load
         assert bench.btcv_profile(name)["folds"] >= 2
+
+
+def test_the_guided_arm_takes_the_profile_guidance_settings():
+    bench = load_bench()
+    guided, plain = bench.ARMS["diffusion + anatomy guidance"], bench.ARMS["diffusion"]
+    assert bench.guided_args({}, guided) == {**guided, "num_frequencies": 3, "guidance_dropout": 0.0}
+    assert bench.guided_args({"guidance": "input", "guidance_frequencies": 5, "guidance_dropout": 0.2}, guided) == {
+        "pretext": "diffusion", "guidance": "input", "num_frequencies": 5, "guidance_dropout": 0.2}
+    assert bench.guided_args({"guidance": "input"}, plain) == plain  # the unguided arms stay unguided

@@ -137,3 +137,20 @@ def test_defaults_are_the_recipe_and_old_checkpoints_keep_their_meaning(tmp_path
     assert stored_hparams(read_checkpoint(old)["hyper_parameters"])["target"] == "x0"
     again = AnatomyGuidedDiffusionPretrainer.load_from_checkpoint(new)
     assert (again.hparams.target, again.hparams.decorrelation) == ("eps", 1.0)
+
+
+def test_guidance_dropout_zeroes_whole_samples_guides_in_training_only():
+    pre = AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance="film", guidance_dropout=0.5)
+    seen = []
+    pre.pretext_loss = lambda x0, guide=None: (seen.append(guide) or x0.new_zeros(()), x0.new_zeros(()))
+    pre.log = lambda *args, **kwargs: None
+    batch = {k: v.repeat(32, *([1] * (v.ndim - 1))) for k, v in _batch().items()}
+    torch.manual_seed(0)
+    pre.training_step(batch, 0)
+    guide, full = seen[-1], pre.guide(batch)
+    per_sample = guide.flatten(1).abs().sum(1)
+    dropped = per_sample == 0
+    assert 0 < int(dropped.sum()) < 32  # some samples lose their guide, not all
+    assert torch.equal(guide[~dropped], full[~dropped])  # the others keep it untouched
+    with pytest.raises(ValueError, match="guidance_dropout"):
+        AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance_dropout=1.0)
