@@ -1,0 +1,67 @@
+"""The bridge benchmark: the pretrained arms really start from the exported encoder (U-Net and the staged model's
+condition network), and the smoke profile runs every arm and seed on the real hippocampus volumes, writes one file per
+(arm, seed) that a rerun reuses, and reports paired statistics."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from anatomy_pretrain.bridge import export_encoder
+from anatomy_pretrain.pretrainer import AnatomyGuidedDiffusionPretrainer
+from anatomy_pretrain.tiny import TINY_FEATURES, save_module_checkpoint
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_bridge3d.py"
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_bridge3d", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_bridge3d"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pretrained_arms_start_from_the_exported_encoder(tmp_path):
+    bench = load_bench()
+    pre = AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance="input")
+    encoder = export_encoder(save_module_checkpoint(pre, tmp_path / "pre.ckpt"), tmp_path / "encoder.pt")
+    p = {"features": list(TINY_FEATURES), "denoiser_channels": [4, 8, 8, 16], "lr": 1e-3, "num_samples": 2}
+    name = "down_3.convs.conv_0.conv.weight"
+    unet = bench.make_model(p, "unet", encoder, tmp_path)
+    unet.load_encoder_weights()  # what setup() does when a fit starts
+    assert torch.equal(unet.net.state_dict()[name], pre.net.state_dict()[name])
+    staged = bench.make_model(p, "staged", encoder, tmp_path)
+    assert not torch.equal(staged.condition.state_dict()[name], pre.net.state_dict()[name])
+    staged.load_condition_weights()
+    assert torch.equal(staged.condition.state_dict()[name], pre.net.state_dict()[name])
+    assert not staged.hparams.freeze_condition and staged.network_calls == 1
+    plain = bench.make_model(p, "staged", None, tmp_path)
+    assert plain.hparams.condition_ckpt is None
+
+
+@pytest.mark.slow
+def test_bridge_smoke_on_real_hippocampus(shared_data, tmp_path):
+    bench = load_bench()
+    root = shared_data / "volumes" / "hippocampus_mri_msd"
+    if not (root / "images").is_dir():
+        pytest.skip(f"MSD hippocampus volumes not found in {root}")
+    out, work = tmp_path / "out", tmp_path / "work"
+    assert bench.main(["--profile", "smoke", "--data", str(root), "--out", str(out), "--work", str(work)]) == 0
+    report = json.loads((out / "bridge3d.json").read_text())
+    assert set(report["arms"]) == set(bench.ARMS) and all(a["seeds"] == [0, 1] for a in report["arms"].values())
+    assert set(report["paired"]) == {f"{a} - {b}" for a, b in bench.COMPARISONS}
+    files = sorted((out / "bridge3d_runs" / "smoke").glob("*/seed*.json"))
+    assert len(files) == 8
+    held_out = {v["case"] for v in json.loads(files[0].read_text())["volumes"]}
+    assert len(held_out) == 2  # 10 cases, fold 0 of 5
+    for f in files:
+        run = json.loads(f.read_text())
+        assert {v["case"] for v in run["volumes"]} == held_out and 0 <= run["uncertainty_auroc"] <= 1 and run["steps"] == 2
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    assert bench.main(["--profile", "smoke", "--data", str(root), "--out", str(out), "--work", str(work)]) == 0
+    assert {f: f.stat().st_mtime_ns for f in files} == stamps  # the rerun trained nothing
+    assert "| staged + pretrained encoder - staged |" in (out / "bridge3d.md").read_text()
