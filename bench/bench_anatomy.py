@@ -1,7 +1,7 @@
 """Anatomy-pretraining benchmark: coordinate model (distance correlation on held-out phantoms), then random init vs
 restorative vs diffusion vs anatomy-guided diffusion under linear / non-linear probing, then the chain on real MR.
 ``--protocol btcv --data ROOT`` runs the same stages on an imported abdominal CT root (the paper's BTCV protocol,
-profiles in configs/anatomy_pretrain/protocol_btcv.yaml): k-fold probing and fine-tuning on the 13 organs.
+profiles in configs/benchmark/anatomy/btcv.yaml): k-fold probing and fine-tuning on the 13 organs.
 
 Probes train to convergence with several seeds (mean +- std over seeds and folds), with all labelled training cases and
 with a label budget (``low_label_cases``). ``--reuse`` takes coordinate / pretraining checkpoints already in ``--work``.
@@ -65,7 +65,7 @@ ARMS = {  # name -> pretrainer arguments (None: random init)
     "diffusion + anatomy guidance": dict(pretext="diffusion", guidance="film"),
 }
 HIPPO = ROOT.parent / "shared" / "data" / "volumes" / "hippocampus_mri_msd"
-BTCV_PROFILES = ROOT / "configs" / "anatomy_pretrain" / "protocol_btcv.yaml"
+BTCV_PROFILES = ROOT / "configs" / "benchmark" / "anatomy" / "btcv.yaml"
 BTCV_KEYS = {"folds", "seeds", "pretrain_seeds", "features", "spacing", "coord_spacing", "window", "patch", "coord_patch",
              "sw_overlap", "samples_per_volume", "queue_length", "batch_size", "coord_steps", "pretrain_steps",
              "pretrain_max_timestep", "pretrain_skip_dropout", "pretrain_decorrelation", "pretrain_target", "probe_steps",

@@ -2,7 +2,7 @@
 random init and from an anatomy-pretrained encoder, at equal training steps, over seeds; per-volume Dice with paired
 CIs and uncertainty AUROC / ECE from the 2D benchmark's statistics code (unisegdiff.benchmark).
 
-Usage: python bench/bench_bridge3d.py --profile cpu   (profiles: configs/anatomy_pretrain/bridge3d.yaml)
+Usage: python bench/bench_bridge3d.py --profile cpu   (profiles: configs/benchmark/anatomy/bridge3d.yaml)
   -> reports/bench/bridge3d.md and bridge3d.json; one result file per (arm, seed) in reports/bench/bridge3d_runs/,
      written as soon as it is done (a rerun skips the ones there, so the run can be done in pieces).
 """
@@ -35,7 +35,7 @@ from unisegdiff.io import write_json_atomic, write_text_atomic  # noqa: E402
 from unisegdiff.metrics import per_sample_metrics  # noqa: E402
 from unisegdiff.models import DeterministicSegmenter, StagedDiffusionSegmenter  # noqa: E402
 
-PROFILES = ROOT / "configs" / "anatomy_pretrain" / "bridge3d.yaml"
+PROFILES = ROOT / "configs" / "benchmark" / "anatomy" / "bridge3d.yaml"
 HIPPO = ROOT.parent / "shared" / "data" / "volumes" / "hippocampus_mri_msd"
 KEYS = {"cases", "folds", "fold", "seeds", "features", "denoiser_channels", "patch", "sw_overlap", "batch_size", "samples_per_volume",
         "queue_length", "steps", "lr", "num_samples", "coord_steps", "pretrain_steps"}
