@@ -6,7 +6,22 @@ from pathlib import Path
 # before torch loads: busy-waiting OpenMP threads make CPU tests 10x slower on a shared machine
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import importlib.util  # noqa: E402
+import sys  # noqa: E402
+
 import pytest  # noqa: E402
+
+
+@pytest.fixture
+def bench_script():
+    """``bench_script("bench_anatomy")``: a script of ``bench/`` loaded as a module by its path (they are not a package)."""
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "bench" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    return load
 
 
 @pytest.fixture(scope="session")

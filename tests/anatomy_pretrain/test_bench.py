@@ -2,27 +2,16 @@
 (fine-tuning included) over pretraining and probe seeds, the ordering verdict is recorded, and --reuse refuses
 checkpoints of another recipe."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_anatomy.py"
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_anatomy", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_anatomy"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
-def test_anatomy_bench_smoke_writes_the_full_table(tmp_path):
-    bench = load_bench()
+def test_anatomy_bench_smoke_writes_the_full_table(tmp_path, bench_script):
+    bench = bench_script("bench_anatomy")
     work, out = tmp_path / "work", tmp_path / "out"
     assert bench.main(["--profile", "smoke", "--skip-hippocampus", "--threads", "2", "--work", str(work), "--out", str(out),
                        "--pretrain-seeds", "0", "1"]) == 0
@@ -75,8 +64,8 @@ def totalseg_btcv_root(shared_data: Path, tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_btcv_protocol_smoke_on_real_ct(shared_data, tmp_path):
-    bench = load_bench()
+def test_btcv_protocol_smoke_on_real_ct(shared_data, tmp_path, bench_script):
+    bench = bench_script("bench_anatomy")
     root = totalseg_btcv_root(shared_data, tmp_path)
     unlabelled = shared_data / "volumes" / "spleen_ct_msd"
     work, out = tmp_path / "work", tmp_path / "out"
@@ -102,8 +91,8 @@ def test_btcv_protocol_smoke_on_real_ct(shared_data, tmp_path):
     assert not (out / "anatomy.json").exists()  # the phantom report is left alone
 
 
-def test_btcv_protocol_refuses_bad_roots_and_profiles(tmp_path):
-    bench = load_bench()
+def test_btcv_protocol_refuses_bad_roots_and_profiles(tmp_path, bench_script):
+    bench = bench_script("bench_anatomy")
     with pytest.raises(SystemExit, match="needs --data ROOT"):
         bench.main(["--protocol", "btcv", "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")])
     with pytest.raises(SystemExit, match="does not exist"):
@@ -132,8 +121,8 @@ def test_btcv_protocol_refuses_bad_roots_and_profiles(tmp_path):
         assert bench.btcv_profile(name)["folds"] >= 2
 
 
-def test_the_guided_arm_takes_the_profile_guidance_settings():
-    bench = load_bench()
+def test_the_guided_arm_takes_the_profile_guidance_settings(bench_script):
+    bench = bench_script("bench_anatomy")
     guided, plain = bench.ARMS["diffusion + anatomy guidance"], bench.ARMS["diffusion"]
     assert bench.guided_args({}, guided) == {**guided, "num_frequencies": 3, "guidance_dropout": 0.0}
     assert bench.guided_args({"guidance": "input", "guidance_frequencies": 5, "guidance_dropout": 0.2}, guided) == {

@@ -2,10 +2,7 @@
 condition network), and the smoke profile runs every arm and seed on the real hippocampus volumes, writes one file per
 (arm, seed) that a rerun reuses, and reports paired statistics."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,19 +11,10 @@ from anatomy_pretrain.bridge import export_encoder
 from anatomy_pretrain.pretrainer import AnatomyGuidedDiffusionPretrainer
 from anatomy_pretrain.tiny import TINY_FEATURES, save_module_checkpoint
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_bridge3d.py"
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_bridge3d", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_bridge3d"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_pretrained_arms_start_from_the_exported_encoder(tmp_path):
-    bench = load_bench()
+def test_pretrained_arms_start_from_the_exported_encoder(tmp_path, bench_script):
+    bench = bench_script("bench_bridge3d")
     pre = AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance="input")
     encoder = export_encoder(save_module_checkpoint(pre, tmp_path / "pre.ckpt"), tmp_path / "encoder.pt")
     p = {"features": list(TINY_FEATURES), "denoiser_channels": [4, 8, 8, 16], "lr": 1e-3, "num_samples": 2}
@@ -44,8 +32,8 @@ def test_pretrained_arms_start_from_the_exported_encoder(tmp_path):
 
 
 @pytest.mark.slow
-def test_bridge_smoke_on_real_hippocampus(shared_data, tmp_path):
-    bench = load_bench()
+def test_bridge_smoke_on_real_hippocampus(shared_data, tmp_path, bench_script):
+    bench = bench_script("bench_bridge3d")
     root = shared_data / "volumes" / "hippocampus_mri_msd"
     if not (root / "images").is_dir():
         pytest.skip(f"MSD hippocampus volumes not found in {root}")
