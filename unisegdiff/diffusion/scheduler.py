@@ -105,6 +105,15 @@ class StagedScheduler:
         """The x0 implied by a prediction of ``kind`` at (x_t, t)."""
         return to_x0_eps(pred, kind, x_t, self.schedule.alpha_bar(t, x_t))[0]
 
+    def x0_estimate_rows(self, raw: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, stage: torch.Tensor) -> torch.Tensor:
+        """The x0 in [-1, 1] implied by each row's raw output, read by the row's own stage (mixed-stage batches)."""
+        x0 = torch.empty_like(x_t)
+        for k, spec in enumerate(self.plan.stages):
+            sel = stage == k
+            if bool(sel.any()):
+                x0[sel] = self.x0_estimate(self.prediction(raw[sel], spec.target), spec.target, x_t[sel], t[sel]).to(x0.dtype)
+        return x0.clamp(-1.0, 1.0)
+
     # --- sampling -------------------------------------------------------------------------------
     def step(self, raw: torch.Tensor, t: int, x_t: torch.Tensor, generator: Generators = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One reverse move from ``t`` to the next of :attr:`timesteps`: returns (x_prev, x0_hat in [-1, 1])."""

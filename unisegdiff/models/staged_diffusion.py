@@ -82,6 +82,12 @@ class StagedDiffusionSegmenter(SegmentationModule):
             ensemble of the deterministic segmenter and the diffusion samples, in the spirit of Diff-UNet's weighted
             fusion of its per-step predictions (Xing et al., "Diff-UNet", 2023) and of MedSegDiff's sample ensembles;
             it costs no extra network call (the condition network runs once per image anyway).
+        self_condition: self-conditioning (Chen, Zhang & Hinton 2023, "Analog Bits", their section 3.2): the denoiser also
+            takes the previous x0 estimate. In training, this fraction of the batches first runs the denoiser without it
+            (zeros, no gradient) and feeds that estimate, detached, to the trained call; the other batches see zeros
+            (Analog Bits use 0.5). At sampling every call sees the x0 estimate of the call before it (zeros at the
+            first), so the calls of a plan refine an estimate instead of starting from x_t alone, as an alternative to
+            averaging K independent samples. 0 builds no extra input.
     """
 
     def __init__(
@@ -114,6 +120,7 @@ class StagedDiffusionSegmenter(SegmentationModule):
         self_correction: float = 0.0,
         guidance_scale: float = 1.0,
         condition_weight: float = 0.0,
+        self_condition: float = 0.0,
     ):
         super().__init__(lr=lr, weight_decay=weight_decay, max_lr_epochs=max_lr_epochs)
         if stages is None:
@@ -123,6 +130,8 @@ class StagedDiffusionSegmenter(SegmentationModule):
         for name, value in (("condition_dropout", condition_dropout), ("self_correction", self_correction)):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must lie in [0, 1), got {value}")
+        if isinstance(self_condition, bool) or not isinstance(self_condition, (int, float)) or not 0.0 <= self_condition <= 1.0:
+            raise ValueError(f"self_condition must be a fraction in [0, 1], got {self_condition!r}")
         self._check_guidance(guidance_scale, condition_dropout)
         check_anchor_weight(condition_weight, "condition_weight")
         if condition_dropout > 0 and not denoiser_image:
@@ -141,7 +150,7 @@ class StagedDiffusionSegmenter(SegmentationModule):
             spatial_dims=spatial_dims, cond_channels=self.condition.feature_channels,
             channels=denoiser_channels, use_cond_prob=use_condition_prob,
             num_stages=self.scheduler.num_stages if stage_heads else 1,
-            image_channels=in_channels if denoiser_image else 0,
+            image_channels=in_channels if denoiser_image else 0, self_condition=self_condition > 0,
         )
         self.dice = DiceLoss(sigmoid=False)
 
@@ -187,11 +196,13 @@ class StagedDiffusionSegmenter(SegmentationModule):
         return self.condition.forward_features(image)
 
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor, stage: torch.Tensor, feats: list[torch.Tensor], cond_logits: torch.Tensor,
-                image: torch.Tensor | None = None, keep: torch.Tensor | None = None) -> torch.Tensor:
+                image: torch.Tensor | None = None, keep: torch.Tensor | None = None,
+                x0_prev: torch.Tensor | None = None) -> torch.Tensor:
         """Raw denoiser output per row (x0 rows are logits, eps / v rows the target); ``stage`` per row.
 
         ``image`` goes to a denoiser built with ``denoiser_image``; ``keep`` (B,) bool drops the condition of the
-        rows where it is False (zero features, probability 0.5, no residual logits): condition dropout.
+        rows where it is False (zero features, probability 0.5, no residual logits): condition dropout; ``x0_prev``
+        to a self-conditioned one (None: zeros; ignored by a denoiser without ``self_condition``).
         """
         if keep is not None:
             shape = (-1, *([1] * (cond_logits.ndim - 1)))
@@ -199,7 +210,8 @@ class StagedDiffusionSegmenter(SegmentationModule):
             cond_logits = cond_logits * k
             feats = [f * keep.to(f.dtype).reshape(shape) for f in feats]
         raw = self.denoiser(x_t, t, feats, torch.sigmoid(cond_logits), stage if self.denoiser.num_stages > 1 else None,
-                            image if self.hparams.get("denoiser_image") else None)
+                            image if self.hparams.get("denoiser_image") else None,
+                            x0_prev if self.denoiser.self_condition else None)
         if self.hparams.x0_residual:
             raw = raw + self.scheduler.is_x0(stage).reshape(-1, *([1] * (raw.ndim - 1))) * cond_logits
         return raw
@@ -212,14 +224,14 @@ class StagedDiffusionSegmenter(SegmentationModule):
             raise ValueError(f"guidance_scale {scale} needs a model trained with condition_dropout > 0 "
                              "(its condition-free output is untrained otherwise); use guidance_scale 1")
 
-    def guided_denoise(self, x_t, t, stage, feats, cond_logits, image, scale: float) -> torch.Tensor:
+    def guided_denoise(self, x_t, t, stage, feats, cond_logits, image, scale: float, x0_prev: torch.Tensor | None = None) -> torch.Tensor:
         """``denoise`` with classifier-free guidance: both branches in one batch, mixed as uncond + s (cond - uncond)."""
         if scale == 1:
-            return self.denoise(x_t, t, stage, feats, cond_logits, image)
+            return self.denoise(x_t, t, stage, feats, cond_logits, image, x0_prev=x0_prev)
         n = x_t.shape[0]
         two = lambda v: None if v is None else torch.cat([v, v])
         keep = torch.arange(2 * n, device=x_t.device) < n
-        raw = self.denoise(two(x_t), two(t), two(stage), [two(f) for f in feats], two(cond_logits), two(image), keep)
+        raw = self.denoise(two(x_t), two(t), two(stage), [two(f) for f in feats], two(cond_logits), two(image), keep, two(x0_prev))
         cond, uncond = raw[:n], raw[n:]
         return uncond + scale * (cond - uncond)
 
@@ -259,7 +271,8 @@ class StagedDiffusionSegmenter(SegmentationModule):
         keep = None
         if self.hparams.get("condition_dropout", 0.0) > 0:
             keep = torch.rand(x0.shape[0], device=x0.device) >= self.hparams.condition_dropout
-        raw = self.denoise(x_t, t, stage_of, feats, logits, image, keep)
+        x0_prev = self.self_condition_estimate(x_t, t, stage_of, feats, logits, image, keep)
+        raw = self.denoise(x_t, t, stage_of, feats, logits, image, keep, x0_prev)
         loss = x0.new_zeros(())
         logs: dict[str, torch.Tensor] = {}
         for k, stage in enumerate(self.plan.stages):
@@ -275,6 +288,18 @@ class StagedDiffusionSegmenter(SegmentationModule):
             loss = loss + self.hparams.condition_loss_weight * cond
             logs["condition"] = cond.detach()
         return loss, logs
+
+    def self_condition_estimate(self, x_t, t, stage_of, feats, logits, image, keep) -> torch.Tensor | None:
+        """Self-conditioning in training: for a ``self_condition`` fraction of the batches, the denoiser's own x0
+        estimate from a first call without one (no gradient, detached); zeros for the other batches. None when off."""
+        p = self.hparams.get("self_condition", 0.0)
+        if p <= 0:
+            return None
+        if torch.rand((), device=x_t.device) >= p:
+            return torch.zeros_like(x_t)
+        with torch.no_grad():
+            raw = self.denoise(x_t, t, stage_of, feats, logits, image, keep, torch.zeros_like(x_t))
+            return self.scheduler.x0_estimate_rows(raw.to(x_t.dtype), x_t, t, stage_of).detach()
 
     def noising_source(self, x0: torch.Tensor, cond_logits: torch.Tensor, stage_of: torch.Tensor) -> torch.Tensor:
         """What each training row is noised from: the true mask, or (``self_correction``) for rows of the low-noise x0
@@ -335,7 +360,13 @@ class StagedDiffusionSegmenter(SegmentationModule):
         if isinstance(generator, (list, tuple)):
             generator = [g for g in generator for _ in range(k)]
         x_T = randn_rows((image.shape[0] * k, 1, *image.shape[2:]), generator, device=image.device, dtype=image.dtype)
-        x0 = scheduler.sample(lambda x, t, stage: self.guided_denoise(x, t, stage, feats, logits, images, scale), x_T, generator)
+        previous = {"x0": None}  # self-conditioning: each call sees the x0 estimate of the call before it
+
+        def remember(_t: int, x0_hat: torch.Tensor) -> None:
+            previous["x0"] = x0_hat
+
+        x0 = scheduler.sample(lambda x, t, stage: self.guided_denoise(x, t, stage, feats, logits, images, scale, previous["x0"]),
+                              x_T, generator, callback=remember)
         samples = ((x0 + 1) / 2).clamp(0, 1).reshape(image.shape[0], k, *x0.shape[1:])
         return samples, torch.sigmoid(logits[::k].float())
 

@@ -55,6 +55,8 @@ class ConditionalDenoiser(nn.Module):
         image_channels: channels of the image given to the stem beside x_t (0: the denoiser sees the
             image only through the condition features). With the image it can segment on its own,
             which condition dropout in training requires.
+        self_condition: the stem also takes the previous x0 estimate (``mask_channels`` more inputs;
+            zeros when there is none): self-conditioning, Chen et al. 2023 ("Analog Bits").
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class ConditionalDenoiser(nn.Module):
         emb_dim: int = 64,
         num_stages: int = 1,
         image_channels: int = 0,
+        self_condition: bool = False,
     ):
         super().__init__()
         if num_stages < 1:
@@ -77,10 +80,11 @@ class ConditionalDenoiser(nn.Module):
             raise ValueError(f"cond_channels {cond_channels} and channels {channels} must have the same length")
         conv = Conv[Conv.CONV, spatial_dims]
         self.spatial_dims, self.use_cond_prob, self.emb_dim, self.num_stages = spatial_dims, use_cond_prob, emb_dim, num_stages
-        self.image_channels = image_channels
+        self.image_channels, self.self_condition = image_channels, bool(self_condition)
         self.time_mlp = nn.Sequential(nn.Linear(emb_dim, emb_dim * 2), nn.SiLU(), nn.Linear(emb_dim * 2, emb_dim))
         self.stage_emb = nn.Embedding(num_stages, emb_dim) if num_stages > 1 else None
-        self.stem = conv(mask_channels + int(use_cond_prob) + image_channels, channels[0], 3, padding=1)
+        stem_in = mask_channels * (2 if self_condition else 1) + int(use_cond_prob) + image_channels
+        self.stem = conv(stem_in, channels[0], 3, padding=1)
         block_in = [channels[0]] + list(channels[:-1])  # width entering each encoder level
         self.cond_proj = nn.ModuleList(conv(c, w, 1) for c, w in zip(cond_channels, block_in))
         self.down = nn.ModuleList()
@@ -102,18 +106,26 @@ class ConditionalDenoiser(nn.Module):
             nn.init.zeros_(head.bias)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond_feats: list[torch.Tensor], cond_prob: torch.Tensor | None = None,
-                stage: torch.Tensor | None = None, image: torch.Tensor | None = None) -> torch.Tensor:
+                stage: torch.Tensor | None = None, image: torch.Tensor | None = None,
+                x0_prev: torch.Tensor | None = None) -> torch.Tensor:
         """Raw output for each row; ``stage`` (B,) selects the stage embedding and head (needed when num_stages > 1);
-        ``image`` (B, image_channels, ...) is required when the denoiser was built with image channels."""
+        ``image`` (B, image_channels, ...) is required when the denoiser was built with image channels; ``x0_prev``
+        (shaped like x_t, in [-1, 1]) is the previous x0 estimate of a self-conditioned denoiser (None: zeros)."""
         if self.num_stages > 1 and stage is None:
             raise ValueError(f"ConditionalDenoiser has {self.num_stages} stages: pass the stage index of each row")
         if (image is None) != (self.image_channels == 0) or (image is not None and image.shape[1] != self.image_channels):
             raise ValueError(f"ConditionalDenoiser was built with image_channels={self.image_channels}: "
                              f"got image {None if image is None else tuple(image.shape)}")
+        if x0_prev is not None and not self.self_condition:
+            raise ValueError("ConditionalDenoiser was built without self_condition: it takes no x0_prev")
+        if x0_prev is not None and x0_prev.shape != x_t.shape:
+            raise ValueError(f"x0_prev must have x_t's shape {tuple(x_t.shape)}, got {tuple(x0_prev.shape)}")
         emb = self.time_mlp(get_timestep_embedding(t.float(), self.emb_dim))
         if self.stage_emb is not None:
             emb = emb + self.stage_emb(stage)
         h = torch.cat([x_t, cond_prob], dim=1) if self.use_cond_prob else x_t
+        if self.self_condition:
+            h = torch.cat([h, torch.zeros_like(x_t) if x0_prev is None else x0_prev.to(h.dtype)], dim=1)
         if image is not None:
             h = torch.cat([h, image.to(h.dtype)], dim=1)
         h = self.stem(h)
