@@ -108,7 +108,7 @@ def test_profile_rejects_unknown_keys_methods_and_precisions(tmp_path):
         Benchmark(BenchProfile(precision="fp8"), None, tmp_path / "o", tmp_path / "w", "x", ["phantom_ct"])
 
 
-@pytest.mark.parametrize("name", ["quick", "standard", "full", "ablations", "ablations_selfcond"])
+@pytest.mark.parametrize("name", ["quick", "standard", "full", "ablations", "ablations_round3"])
 def test_shipped_profiles_load_and_use_the_recipes(name):
     root = Path(__file__).parents[2] / "configs" / "benchmark"
     profile = BenchProfile.from_yaml(root / f"{name}.yaml")
