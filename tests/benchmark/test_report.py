@@ -142,6 +142,7 @@ def test_readme_verdict_for_a_clear_win(report):
     assert "Its uncertainty AUROC is higher (better) than the U-Net's (0.860 vs 0.750) and its ECE lower (better) (0.030 vs 0.060)." in text
     assert "On small" not in text.split("## Test set")[0]  # 4 images: no verdict, only the tables
     assert "2 seeds: the CIs cover image sampling only, not training noise" in text
+    assert "seeds so far: staged 2, unet 2)" in text
     assert "small (n=4, **n<30**)" in text and "Test CPU 9000" in text and "## External set `hospital_b`" in text
 
 

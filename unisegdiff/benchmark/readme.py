@@ -170,8 +170,9 @@ def render_readme(results: dict, figure_names: list[str]) -> str:
     seeds = min(len(s) for s in results["methods"].values())
     lines = [f"# Benchmark report (profile `{results['profile']}`)", "", "## Verdict", "", *verdict(results, results["test"]), ""]
     if seeds < 3:
+        short = ", ".join(f"{m} {len(s)}" for m, s in sorted(results["methods"].items()) if len(s) < 3)
         lines += [f"**{seeds} seed{'s' * (seeds != 1)}: the CIs cover image sampling only, not training noise** "
-                  "(at least 3 seeds per method are needed to see the seed-to-seed spread).", ""]
+                  f"(at least 3 seeds per method are needed to see the seed-to-seed spread; seeds so far: {short}).", ""]
     unequal = [m for m in results["equal_train_steps"]["methods"] if not results["cost"][m]["equal_train_steps_to_reference"]]
     if unequal:
         lines += [f"**Unequal training budgets**: {', '.join(unequal)} did not train {ref}'s "
