@@ -106,6 +106,28 @@ def test_sampling_gives_each_call_the_previous_calls_estimate():
         assert torch.allclose(given, before, atol=1e-5)  # every later call sees the estimate of the call before
 
 
+def test_guided_sampling_conditions_each_branch_on_its_own_estimate():
+    model = StagedDiffusionSegmenter(self_condition=0.5, denoiser_image=True, condition_dropout=0.5, guidance_scale=2.0,
+                                     **SMALL).eval()
+    _randomize(model)
+    calls = []
+    denoise = model.denoise
+
+    def spy(x_t, t, stage, feats, cond_logits, image=None, keep=None, x0_prev=None):
+        raw = denoise(x_t, t, stage, feats, cond_logits, image, keep, x0_prev)
+        calls.append((keep.clone(), None if x0_prev is None else x0_prev.clone(),
+                      model.scheduler.x0_estimate_rows(raw.float(), x_t, t, stage)))
+        return raw
+
+    model.denoise = spy
+    model.sample_masks(torch.randn(2, 3, 32, 32), 2)  # 4 rows, 8 in the doubled batch
+    assert calls[0][1] is None and len(calls) == model.scheduler.network_calls
+    for (keep, _, before), (_, given, _) in zip(calls, calls[1:]):
+        assert given.shape[0] == 8 and keep.tolist() == [True] * 4 + [False] * 4
+        assert torch.allclose(given, before, atol=1e-5)  # the condition-dropped half gets its own estimate back
+        assert not torch.allclose(given[:4], given[4:])  # and the two branches' estimates differ
+
+
 def test_self_conditioned_model_fits_a_tiny_problem_and_checkpoints_round_trip(tmp_path):
     torch.manual_seed(0)
     model = StagedDiffusionSegmenter(self_condition=0.5, freeze_condition=False, denoiser_trains_condition=False,

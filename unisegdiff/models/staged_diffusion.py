@@ -224,14 +224,25 @@ class StagedDiffusionSegmenter(SegmentationModule):
             raise ValueError(f"guidance_scale {scale} needs a model trained with condition_dropout > 0 "
                              "(its condition-free output is untrained otherwise); use guidance_scale 1")
 
-    def guided_denoise(self, x_t, t, stage, feats, cond_logits, image, scale: float, x0_prev: torch.Tensor | None = None) -> torch.Tensor:
-        """``denoise`` with classifier-free guidance: both branches in one batch, mixed as uncond + s (cond - uncond)."""
+    def guided_denoise(self, x_t, t, stage, feats, cond_logits, image, scale: float, x0_prev: torch.Tensor | None = None,
+                       estimates: dict | None = None) -> torch.Tensor:
+        """``denoise`` with classifier-free guidance: both branches in one batch, mixed as uncond + s (cond - uncond).
+
+        Self-conditioning: ``x0_prev`` holds the previous x0 estimate of each branch (2B rows, the conditioned branch
+        first; B rows without guidance), and ``estimates["x0"]`` receives this call's in the same layout, so each branch
+        is conditioned on its own estimate, as in training (a condition-dropped row's estimate is made without it).
+        """
         if scale == 1:
-            return self.denoise(x_t, t, stage, feats, cond_logits, image, x0_prev=x0_prev)
+            raw = self.denoise(x_t, t, stage, feats, cond_logits, image, x0_prev=x0_prev)
+            if estimates is not None:
+                estimates["x0"] = self.scheduler.x0_estimate_rows(raw.to(x_t.dtype), x_t, t, stage)
+            return raw
         n = x_t.shape[0]
         two = lambda v: None if v is None else torch.cat([v, v])
         keep = torch.arange(2 * n, device=x_t.device) < n
-        raw = self.denoise(two(x_t), two(t), two(stage), [two(f) for f in feats], two(cond_logits), two(image), keep, two(x0_prev))
+        raw = self.denoise(two(x_t), two(t), two(stage), [two(f) for f in feats], two(cond_logits), two(image), keep, x0_prev)
+        if estimates is not None:
+            estimates["x0"] = self.scheduler.x0_estimate_rows(raw.to(x_t.dtype), two(x_t), two(t), two(stage))
         cond, uncond = raw[:n], raw[n:]
         return uncond + scale * (cond - uncond)
 
@@ -295,7 +306,7 @@ class StagedDiffusionSegmenter(SegmentationModule):
         p = self.hparams.get("self_condition", 0.0)
         if p <= 0:
             return None
-        if torch.rand((), device=x_t.device) >= p:
+        if float(torch.rand(())) >= p:  # one coin per batch, on the CPU generator (no device sync)
             return torch.zeros_like(x_t)
         with torch.no_grad():
             raw = self.denoise(x_t, t, stage_of, feats, logits, image, keep, torch.zeros_like(x_t))
@@ -360,13 +371,9 @@ class StagedDiffusionSegmenter(SegmentationModule):
         if isinstance(generator, (list, tuple)):
             generator = [g for g in generator for _ in range(k)]
         x_T = randn_rows((image.shape[0] * k, 1, *image.shape[2:]), generator, device=image.device, dtype=image.dtype)
-        previous = {"x0": None}  # self-conditioning: each call sees the x0 estimate of the call before it
-
-        def remember(_t: int, x0_hat: torch.Tensor) -> None:
-            previous["x0"] = x0_hat
-
-        x0 = scheduler.sample(lambda x, t, stage: self.guided_denoise(x, t, stage, feats, logits, images, scale, previous["x0"]),
-                              x_T, generator, callback=remember)
+        previous = {} if self.denoiser.self_condition else None  # self-conditioning: each call sees the estimate of the last
+        x0 = scheduler.sample(lambda x, t, stage: self.guided_denoise(x, t, stage, feats, logits, images, scale,
+                                                                      (previous or {}).get("x0"), previous), x_T, generator)
         samples = ((x0 + 1) / 2).clamp(0, 1).reshape(image.shape[0], k, *x0.shape[1:])
         return samples, torch.sigmoid(logits[::k].float())
 
@@ -397,7 +404,8 @@ class StagedDiffusionSegmenter(SegmentationModule):
 
     @torch.inference_mode()
     def one_step_x0(self, image: torch.Tensor, mask: torch.Tensor, t: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The one-step x0 estimate (as a probability) from x_t of the true mask: the timestep-profile probe."""
+        """The one-step x0 estimate (as a probability) from x_t of the true mask: the timestep-profile probe (a
+        self-conditioned denoiser gets no previous estimate here: zeros, as at the first sampling call)."""
         logits, feats = self.condition.forward_features(image)
         x0 = mask * 2 - 1
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
