@@ -122,7 +122,9 @@ def test_cost_flags_unequal_steps_and_reads_the_run_record(report):
     assert res["cost"]["staged"]["inference_seconds_per_image_multiple_of_reference"] == pytest.approx(5.0)
     assert res["equal_train_steps"]["value"] is False and res["cost"]["staged"]["equal_train_steps_to_reference"] is False
     assert res["run_record"] == {"cpu_model": "Test CPU 9000", "threads": 2, "torch": "2.13.0", "precision": "32-true",
-                                 "git_commit": "abc123", "git_dirty": None, "platform": None}
+                                 "git_commit": "abc123", "git_dirty": None, "platform": None, "cpu_models": ["Test CPU 9000"],
+                                 "cpu_model_of_runs": {m: {"0": "Test CPU 9000", "1": "Test CPU 9000"} for m in ("unet", "staged")},
+                                 "other_cpu_than_reference": []}
     # reliability pooled over 2 datasets x 2 seeds: counts 100 x (1 + 1 + 2 + 2) in the first bin; empty bins null
     pooled = res["reliability"]["unet"]
     assert pooled["count"][0] == 600 and pooled["mean_probability"][0] == pytest.approx(0.02) and pooled["mean_probability"][5] is None
@@ -211,3 +213,14 @@ def test_one_seed_walltime_row_and_speed_subset(tmp_path):
     assert "**1 seed: the CIs cover image sampling only, not training noise**" in text
     assert "- On large the U-Net trained for the staged model's wall time is not distinguishable from the U-Net (+0.0 Dice points" in text
     assert "at UNEQUAL compute (the U-Net: 1100 train steps" in text and "20.0× faster per image than eps DDPM-1000" in text
+
+
+def test_runs_on_another_cpu_than_the_reference_of_their_seed_are_flagged(tmp_path):
+    runs = results_set()
+    runs[3]["run_record"] = {**runs[3]["run_record"], "cpu_model": "Other CPU 1"}  # staged seed 1
+    res = json.loads(write_report(runs, tmp_path, "standard", compare=("staged",), n_resamples=200)["results.json"].read_text())
+    assert res["run_record"]["other_cpu_than_reference"] == ["staged seed 1"]
+    assert res["run_record"]["cpu_models"] == ["Other CPU 1", "Test CPU 9000"]
+    text = (tmp_path / "README.md").read_text()
+    assert "**Mixed machines**: staged seed 1 ran on another CPU model than unet of the same seed" in text
+    assert "- CPU models: Other CPU 1 (staged 1); Test CPU 9000 (unet 0, unet 1, staged 0)" in text

@@ -284,6 +284,7 @@ class Benchmark:
 
     def run_one(self, method: str, seed: int) -> Path:
         p = self.profile
+        record = {**run_record(seed), "cpu_model": cpu_model(), "threads": torch.get_num_threads()}  # the code that trains
         model, dm, train_block = self.train_method(method, seed)
         dm.setup("test")
         test_set = dm.split_dataset("test")
@@ -293,7 +294,7 @@ class Benchmark:
             "train": train_block, "precision": p.precision, "images": scored["images"], "pixel": scored["pixel"],
             "inference": {"calls_per_sample": getattr(model, "network_calls", 1), "num_samples": getattr(model.hparams, "num_samples", 1),
                           "seconds_per_image": scored["seconds_per_image"], "images": scored["count"]},
-            "run_record": {**run_record(seed), "cpu_model": cpu_model(), "threads": torch.get_num_threads()},
+            "run_record": record,
             "missing_datasets": self.missing, "splits": dm.describe()}
         if p.recipe_of(method) in DIFFUSION_METHODS and self.inference_variants_of(method):
             result["inference_variants"] = {

@@ -165,6 +165,18 @@ def _section_body(results: dict, section: dict) -> list[str]:
             "### HD95 in pixels (mean ± std over seeds; images where it is defined)", "", *metric_table(section, "hd95", ".1f")]
 
 
+def _cpu_line(record: dict) -> str:
+    """One CPU model, or each model with the runs that used it."""
+    runs = record.get("cpu_model_of_runs") or {}
+    if len(record.get("cpu_models") or []) <= 1:
+        return f"- CPU model: {record['cpu_model']}"
+    by_cpu: dict[str, list[str]] = {}
+    for method, seeds in runs.items():
+        for seed, cpu in seeds.items():
+            by_cpu.setdefault(str(cpu), []).append(f"{method} {seed}")
+    return "- CPU models: " + "; ".join(f"{cpu} ({', '.join(names)})" for cpu, names in sorted(by_cpu.items()))
+
+
 def render_readme(results: dict, figure_names: list[str]) -> str:
     ref, record = results["reference"], results["run_record"]
     seeds = min(len(s) for s in results["methods"].values())
@@ -177,6 +189,10 @@ def render_readme(results: dict, figure_names: list[str]) -> str:
     if unequal:
         lines += [f"**Unequal training budgets**: {', '.join(unequal)} did not train {ref}'s "
                   f"{_num(results['cost'][ref]['train_steps'], '.0f')} optimizer steps at its batch size in every seed (see Cost).", ""]
+    other_cpu = record.get("other_cpu_than_reference") or []
+    if other_cpu:
+        lines += [f"**Mixed machines**: {', '.join(other_cpu)} ran on another CPU model than {ref} of the same seed (see Settings); "
+                  "bf16 numerics differ between CPUs, so those paired differences include a machine effect.", ""]
     if results["missing_methods"]:
         lines += [f"No result files for {', '.join(results['missing_methods'])}.", ""]
     lines += ["## Test set", "", *_section_body(results, results["test"]), "", "## Cost", "", *cost_table(results), ""]
@@ -198,7 +214,7 @@ def render_readme(results: dict, figure_names: list[str]) -> str:
     for root, section in results["external"].items():
         lines += [f"## External set `{root}` (models not retrained)", "", *verdict(results, section, f"`{root}`"), "",
                   *_section_body(results, section), ""]
-    lines += ["## Settings", "", f"- profile: `{results['profile']}`", f"- CPU model: {record['cpu_model']}",
+    lines += ["## Settings", "", f"- profile: `{results['profile']}`", _cpu_line(record),
               f"- threads: {record['threads']}", f"- torch: {record['torch']}", f"- precision: {record['precision']}",
               f"- git commit: {record['git_commit']}" + (" (dirty tree)" if record.get("git_dirty") else ""),
               "- seeds: " + "; ".join(f"{m} {', '.join(map(str, s))}" for m, s in results["methods"].items()),

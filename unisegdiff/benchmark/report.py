@@ -235,11 +235,19 @@ def _reliability(runs: Runs, origin: dict) -> dict[str, dict]:
     return pooled
 
 
-def _run_record(first: dict) -> dict[str, Any]:
+def _run_record(first: dict, runs: Runs, reference: str) -> dict[str, Any]:
+    """The first run's machine and versions, every run's CPU model, and the runs whose CPU is not that of the reference
+    run of the same seed: bf16 kernels differ between CPUs, so such a pair carries a machine effect beside the method's."""
     record = first.get("run_record") or {}
+    cpu = {m: {s: (d.get("run_record") or {}).get("cpu_model") for s, d in seeds.items()} for m, seeds in runs.items()}
+    other = [f"{m} seed {s}" for m, seeds in cpu.items() if m != reference for s, model in seeds.items()
+             if s in cpu.get(reference, {}) and model != cpu[reference][s]]
     return {"cpu_model": record.get("cpu_model"), "threads": record.get("threads"),
             "torch": (record.get("packages") or {}).get("torch"), "precision": first.get("precision"),
-            "git_commit": record.get("git_commit"), "git_dirty": record.get("git_dirty"), "platform": record.get("platform")}
+            "git_commit": record.get("git_commit"), "git_dirty": record.get("git_dirty"), "platform": record.get("platform"),
+            "cpu_models": sorted({str(c) for seeds in cpu.values() for c in seeds.values()}),
+            "cpu_model_of_runs": {m: {str(s): c for s, c in seeds.items()} for m, seeds in cpu.items()},
+            "other_cpu_than_reference": other}
 
 
 def _per_image_csv(runs: Runs) -> str:
@@ -286,7 +294,7 @@ def build_results(runs: Runs, origin: dict, profile_name: str, reference: str = 
         "schema": SCHEMA, "profile": profile_name, "reference": reference, "compare": [m for m in compare if m in runs],
         "missing_methods": [m for m in compare if m not in runs], "min_images": min_images, "n_resamples": n_resamples,
         "methods": {m: list(seeds) for m, seeds in runs.items()}, "test": test, "cost": cost, "equal_train_steps": equal,
-        "speed_subset": _speed(runs), "reliability": _reliability(runs, origin), "run_record": _run_record(first),
+        "speed_subset": _speed(runs), "reliability": _reliability(runs, origin), "run_record": _run_record(first, runs, reference),
         "settings": {m: next(iter(seeds.values())).get("settings") for m, seeds in runs.items()},
         "settings_differ_across_seeds": [m for m, s in runs.items() if len({json.dumps(d.get("settings"), sort_keys=True) for d in s.values()}) > 1],
         "external": {name: _section(*_tables(runs, origin, name), reference, compare, min_images, n_resamples)[0] for name in externals},
