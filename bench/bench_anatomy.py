@@ -1,7 +1,8 @@
 """Anatomy-pretraining benchmark: coordinate model (distance correlation on held-out phantoms), then random init vs
 restorative vs diffusion vs anatomy-guided diffusion under linear / non-linear probing, then the chain on real MR.
 ``--protocol btcv --data ROOT`` runs the same stages on an imported abdominal CT root (the paper's BTCV protocol,
-profiles in configs/benchmark/anatomy/btcv.yaml): k-fold probing and fine-tuning on the 13 organs.
+profiles in configs/benchmark/anatomy/btcv.yaml): k-fold probing and fine-tuning on the 13 organs. The phantom
+protocol's profiles are in configs/benchmark/anatomy/phantoms.yaml.
 
 Probes train to convergence with several seeds (mean +- std over seeds and folds), with all labelled training cases and
 with a label budget (``low_label_cases``). ``--reuse`` takes coordinate / pretraining checkpoints already in ``--work``.
@@ -21,7 +22,6 @@ from pathlib import Path
 
 import lightning as L
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,20 +36,14 @@ from anatomy_pretrain.coordinate_embedding import guide_from_batch  # noqa: E402
 from anatomy_pretrain.diagnostics import pyramid_effective_ranks  # noqa: E402
 from anatomy_pretrain.tiny import quiet_trainer, save_module_checkpoint  # noqa: E402
 from anatomy_pretrain.importers.common import MANIFEST, btcv13_names  # noqa: E402
+from anatomy_pretrain.profiles import GUIDANCE_KEYS, load_profile, profile_names  # noqa: E402
 from anatomy_pretrain.volume_data import VolumeDataModule, find_cases  # noqa: E402
 from unisegdiff.io import write_json_atomic, write_text_atomic  # noqa: E402
 
-PROFILES = {
-    "quick": dict(phantoms=16, folds=1, seeds=(0, 1), pretrain_seeds=(0,), features=(8, 16, 32, 64, 128, 8), coord_steps=1000, pretrain_steps=1200,
-                  pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=1.0, pretrain_target="eps", probe_steps=1000, linear_steps=400, low_label_cases=2,
-                  low_label_steps=600, finetune_steps=600, hippo_cases=30, hippo_coord_steps=300, hippo_pretrain_steps=200, hippo_probe_steps=400),
-    "smoke": dict(phantoms=8, folds=1, seeds=(0,), pretrain_seeds=(0,), features=(4, 4, 8, 16, 32, 4), coord_steps=2, pretrain_steps=2,
-                  pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=1.0, pretrain_target="eps", probe_steps=2, linear_steps=2, low_label_cases=2,
-                  low_label_steps=2, finetune_steps=2, hippo_cases=10, hippo_coord_steps=2, hippo_pretrain_steps=2, hippo_probe_steps=2),
-    "full": dict(phantoms=40, folds=4, seeds=(0, 1, 2), pretrain_seeds=(0, 1, 2), features=(16, 16, 32, 64, 128, 16), coord_steps=1500, pretrain_steps=1500,
-                 pretrain_max_timestep=600, pretrain_skip_dropout=0.0, pretrain_decorrelation=1.0, pretrain_target="eps", probe_steps=1500, linear_steps=800, low_label_cases=4,
-                 low_label_steps=1000, finetune_steps=1500, hippo_cases=260, hippo_coord_steps=600, hippo_pretrain_steps=1000, hippo_probe_steps=800),
-}
+PHANTOM_PROFILES = ROOT / "configs" / "benchmark" / "anatomy" / "phantoms.yaml"
+PHANTOM_KEYS = {"phantoms", "folds", "seeds", "pretrain_seeds", "features", "coord_steps", "pretrain_steps", "pretrain_max_timestep",
+                "pretrain_skip_dropout", "pretrain_decorrelation", "pretrain_target", "probe_steps", "linear_steps", "low_label_cases",
+                "low_label_steps", "finetune_steps", "hippo_cases", "hippo_coord_steps", "hippo_pretrain_steps", "hippo_probe_steps"}
 PROBES = {  # column -> (head, steps key, label budget key or None, fine-tune the backbone too)
     "nonlinear": ("nonlinear", "probe_steps", None, False),
     "linear": ("linear", "linear_steps", None, False),
@@ -84,22 +78,17 @@ def phantom_data(p: dict, fold: int, cache: Path, patch: int, train_on: str = "a
     )
 
 
+def phantom_profile(name: str, path: Path = PHANTOM_PROFILES) -> dict:
+    """One profile of the phantom protocol's YAML (``name`` may also be a YAML file holding a single profile's keys)."""
+    return load_profile(name, path, PHANTOM_KEYS, GUIDANCE_KEYS)
+
+
 def btcv_profile(name: str, path: Path = BTCV_PROFILES) -> dict:
     """One profile of the BTCV protocol's YAML (``name`` may also be a YAML file holding a single profile's keys)."""
-    if name.endswith((".yaml", ".yml")):
-        path, name = Path(name), None
-    if not path.is_file():
-        raise SystemExit(f"--profile: {path} does not exist")
-    profiles = yaml.safe_load(path.read_text())
-    p = profiles if name is None else profiles.get(name) if isinstance(profiles, dict) else None
-    if not isinstance(p, dict):
-        raise SystemExit(f"--profile {name!r}: not a profile of {path} (profiles: {sorted(profiles) if isinstance(profiles, dict) else []})")
-    missing, unknown = sorted(BTCV_KEYS - set(p)), sorted(set(p) - BTCV_KEYS)
-    if missing or unknown:
-        raise SystemExit(f"--profile {name or path}: missing keys {missing}, unknown keys {unknown} (see {BTCV_PROFILES})")
+    p = load_profile(name, path, BTCV_KEYS, GUIDANCE_KEYS)
     if not isinstance(p["folds"], int) or p["folds"] < 2:
-        raise SystemExit(f"--profile {name or path}: folds must be an integer >= 2 (k-fold probing), got {p['folds']!r}")
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in p.items()}
+        raise SystemExit(f"--profile {name}: folds must be an integer >= 2 (k-fold probing), got {p['folds']!r}")
+    return p
 
 
 def btcv_root(data: str | None, folds: int) -> dict:
@@ -369,8 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protocol", choices=["phantoms", "btcv"], default="phantoms",
                         help="phantoms (+ MSD hippocampus MR), or btcv: the 13-organ CT protocol on --data")
-    parser.add_argument("--profile", default=None, help=f"phantoms: {sorted(PROFILES)} (default quick); btcv: a profile of "
-                        f"{BTCV_PROFILES.relative_to(ROOT)} (default smoke) or a YAML file of one profile's keys")
+    parser.add_argument("--profile", default=None, help=f"phantoms: a profile of {PHANTOM_PROFILES.relative_to(ROOT)} {profile_names(PHANTOM_PROFILES)} "
+                        f"(default quick); btcv: a profile of {BTCV_PROFILES.relative_to(ROOT)} (default smoke); or a YAML "
+                        "file of one profile's keys")
     parser.add_argument("--data", help="btcv: an imported CT root (images/ + labels/ with BTCV-13 ids, manifest.json)")
     parser.add_argument("--unlabelled", nargs="*", default=[], help="btcv: more volume folders for the label-free stages")
     parser.add_argument("--out", default=str(ROOT / "reports" / "bench"))
@@ -404,11 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         names = dataset["names"]
     else:
         profile_name = args.profile or "quick"
-        if profile_name not in PROFILES:
-            raise SystemExit(f"--profile {profile_name!r}: the phantom protocol's profiles are {sorted(PROFILES)}")
         if args.data or args.unlabelled:
             raise SystemExit("--data / --unlabelled belong to --protocol btcv")
-        p, dataset, names = dict(PROFILES[profile_name]), None, list(ORGAN_NAMES)
+        p, dataset, names = phantom_profile(profile_name), None, list(ORGAN_NAMES)
     out = Path(args.out)
     work = Path(args.work) if args.work else ROOT / "runs" / ("bench_anatomy_btcv" if btcv else "bench_anatomy")
     for key in ("pretrain_max_timestep", "pretrain_skip_dropout", "pretrain_decorrelation", "pretrain_target", "pretrain_seeds",

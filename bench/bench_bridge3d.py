@@ -20,12 +20,12 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-import yaml
 from monai.inferers import SlidingWindowInferer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from anatomy_pretrain import profiles  # noqa: E402
 from anatomy_pretrain.bridge import export_encoder  # noqa: E402
 from anatomy_pretrain.tiny import quiet_trainer, save_module_checkpoint  # noqa: E402
 from anatomy_pretrain.volume_data import VolumeDataModule  # noqa: E402
@@ -38,7 +38,7 @@ from unisegdiff.models import DeterministicSegmenter, StagedDiffusionSegmenter  
 PROFILES = ROOT / "configs" / "benchmark" / "anatomy" / "bridge3d.yaml"
 HIPPO = ROOT.parent / "shared" / "data" / "volumes" / "hippocampus_mri_msd"
 KEYS = {"cases", "folds", "fold", "seeds", "features", "denoiser_channels", "patch", "sw_overlap", "batch_size", "samples_per_volume",
-        "queue_length", "steps", "lr", "num_samples", "coord_steps", "pretrain_steps"}
+        "queue_length", "steps", "lr", "num_samples", "coord_steps", "pretrain_steps", "pretrain_max_timestep", "pretrain_target"}
 ARMS = {  # name -> (segmenter, encoder pretrained)
     "unet": ("unet", False),
     "unet + pretrained encoder": ("unet", True),
@@ -60,14 +60,8 @@ class BinaryVolumes(VolumeDataModule):
 
 
 def load_profile(name: str) -> dict:
-    profiles = yaml.safe_load(PROFILES.read_text())
-    if name not in profiles:
-        raise SystemExit(f"--profile {name!r}: not a profile of {PROFILES} ({sorted(profiles)})")
-    p = profiles[name]
-    missing, unknown = sorted(KEYS - set(p)), sorted(set(p) - KEYS)
-    if missing or unknown:
-        raise SystemExit(f"--profile {name}: missing keys {missing}, unknown keys {unknown}")
-    return p
+    """Profile ``name`` of configs/benchmark/anatomy/bridge3d.yaml (or a YAML file of one profile's keys)."""
+    return profiles.load_profile(name, PROFILES, KEYS)
 
 
 def volumes(p: dict, root: Path, cache: Path, train_on: str = "labelled", patch: int | None = None, coordinate_ckpt: str | None = None,
@@ -92,8 +86,9 @@ def pretrained_encoder(p: dict, root: Path, work: Path, reuse: bool) -> tuple[Pa
     """Coordinate model, then input-guided diffusion pretraining on the training fold (labels unused), with the
     anatomy benchmark's own stages; its encoder exported for a 1-channel segmenter."""
     anat = load_anatomy_bench()
-    q = {"features": tuple(p["features"]), "pretrain_max_timestep": 600, "pretrain_skip_dropout": 0.0, "pretrain_decorrelation": 1.0,
-         "pretrain_target": "eps", "guidance": "input"}
+    # guidance "input" is structural, not a recipe choice: the exported encoder must fit a plain 1-channel segmenter
+    q = {"features": tuple(p["features"]), "pretrain_max_timestep": p["pretrain_max_timestep"], "pretrain_skip_dropout": 0.0,
+         "pretrain_decorrelation": 1.0, "pretrain_target": p["pretrain_target"], "guidance": "input"}
     cache = work / "cache"
     coord_ckpt, coords = anat.coordinate_stage(q, volumes(p, root, cache, "all", 48, cls=VolumeDataModule), work, p["coord_steps"],
                                                reuse=reuse)
@@ -221,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     p, root, out, work = load_profile(args.profile), Path(args.data), Path(args.out), Path(args.work)
     if not (root / "images").is_dir() or not (root / "labels").is_dir():
         raise SystemExit(f"--data {root}: no images/ + labels/ folders (MSD Task04_Hippocampus, imported or as in ../shared/data)")
-    runs_dir = out / "bridge3d_runs" / args.profile
+    runs_dir = out / "bridge3d_runs" / Path(args.profile).stem  # a profile name, or the stem of a profile file
+    settings = json.loads(json.dumps(p))  # as a result file stores them (tuples become lists)
     encoder, extra = None, {}
     results: dict[str, dict[int, dict]] = {}
     for seed in p["seeds"]:
@@ -229,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             path = runs_dir / arm.replace(" ", "_").replace("+", "and") / f"seed{seed}.json"
             if path.is_file():
                 stored = json.loads(path.read_text())
-                if stored["settings"] != p:
+                if stored["settings"] != settings:
                     raise SystemExit(f"{path} was made with other settings; delete it or use another --out")
                 results.setdefault(arm, {})[seed] = stored
                 continue

@@ -128,3 +128,24 @@ def test_the_guided_arm_takes_the_profile_guidance_settings(bench_script):
     assert bench.guided_args({"guidance": "input", "guidance_frequencies": 5, "guidance_dropout": 0.2}, guided) == {
         "pretext": "diffusion", "guidance": "input", "num_frequencies": 5, "guidance_dropout": 0.2}
     assert bench.guided_args({"guidance": "input"}, plain) == plain  # the unguided arms stay unguided
+
+
+def test_phantom_profiles_are_read_from_their_yaml(tmp_path, bench_script):
+    bench = bench_script("bench_anatomy")
+    quick, long = bench.phantom_profile("quick"), bench.phantom_profile("quick_long")
+    assert quick["pretrain_steps"] == 1200 and quick["features"] == (8, 16, 32, 64, 128, 8)
+    assert long["pretrain_steps"] == 2400 and {k: v for k, v in long.items() if k != "pretrain_steps"} == {
+        k: v for k, v in quick.items() if k != "pretrain_steps"}  # the YAML merge key keeps everything else
+    with pytest.raises(SystemExit, match=r"'huge': not a profile of .*phantoms.yaml \(profiles: \['full', 'quick', 'quick_long', 'smoke'\]\)"):
+        bench.main(["--profile", "huge", "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")])
+    import yaml
+
+    one = tmp_path / "one.yaml"  # a profile file of its own: the guidance keys are optional, anything else unknown is refused
+    one.write_text(yaml.safe_dump({**{k: list(v) if isinstance(v, tuple) else v for k, v in quick.items()}, "guidance": "input"}))
+    assert bench.phantom_profile(str(one))["guidance"] == "input"
+    one.write_text(yaml.safe_dump({**{k: list(v) if isinstance(v, tuple) else v for k, v in quick.items()}, "pretrain_stepz": 5}))
+    with pytest.raises(SystemExit, match=r"unknown keys \['pretrain_stepz'\]"):
+        bench.phantom_profile(str(one))
+    one.write_text("quick: [unclosed\n")
+    with pytest.raises(SystemExit, match="not valid YAML"):
+        bench.phantom_profile(str(one))

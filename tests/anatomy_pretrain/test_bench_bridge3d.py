@@ -53,3 +53,16 @@ def test_bridge_smoke_on_real_hippocampus(shared_data, tmp_path, bench_script):
     assert bench.main(["--profile", "smoke", "--data", str(root), "--out", str(out), "--work", str(work)]) == 0
     assert {f: f.stat().st_mtime_ns for f in files} == stamps  # the rerun trained nothing
     assert "| staged + pretrained encoder - staged |" in (out / "bridge3d.md").read_text()
+
+
+def test_bridge_profiles_carry_the_pretraining_recipe(tmp_path, bench_script):
+    bench = bench_script("bench_bridge3d")
+    for name in ("smoke", "cpu", "gpu"):
+        p = bench.load_profile(name)
+        assert p["pretrain_target"] in ("x0", "eps", "v") and 0 < p["pretrain_max_timestep"] <= 1000 and isinstance(p["seeds"], tuple)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cases: 10\n")
+    with pytest.raises(SystemExit, match=r"missing keys \[.*'pretrain_target'.*\]"):
+        bench.load_profile(str(bad))
+    with pytest.raises(SystemExit, match="not a profile"):
+        bench.load_profile("huge")

@@ -1,0 +1,40 @@
+"""Bench profiles of the anatomy half, read from the YAML files in configs/benchmark/anatomy/ (recipes are data).
+One reader for every anatomy bench: a named profile or a YAML file of one profile's keys, checked against its key set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+GUIDANCE_KEYS = frozenset({"guidance", "guidance_frequencies", "guidance_dropout"})  # optional in every pretraining profile
+
+
+def load_profile(name: str, path: Path, required: set[str] | frozenset[str], optional: set[str] | frozenset[str] = frozenset()) -> dict:
+    """Profile ``name`` of the YAML file ``path`` (``name`` ending in .yaml/.yml: that file holds one profile's keys).
+
+    Every key of ``required`` must be there and no key outside ``required | optional``; lists become tuples. Errors
+    are ``SystemExit`` messages naming the profile, the file and the keys at fault."""
+    if str(name).endswith((".yaml", ".yml")):
+        path, name = Path(name), None
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"--profile: {path} does not exist")
+    try:
+        profiles = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise SystemExit(f"--profile: {path} is not valid YAML ({error})") from error
+    names = sorted(profiles) if isinstance(profiles, dict) else []
+    p = profiles if name is None else profiles.get(name) if isinstance(profiles, dict) else None
+    if not isinstance(p, dict):
+        raise SystemExit(f"--profile {name!r}: not a profile of {path} (profiles: {names})")
+    missing, unknown = sorted(set(required) - set(p)), sorted(set(p) - set(required) - set(optional))
+    if missing or unknown:
+        raise SystemExit(f"--profile {name or path}: missing keys {missing}, unknown keys {unknown} (see {path})")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in p.items()}
+
+
+def profile_names(path: Path) -> list[str]:
+    """The profile names of a profiles file (for --help and error messages)."""
+    profiles = yaml.safe_load(Path(path).read_text())
+    return sorted(profiles) if isinstance(profiles, dict) else []
