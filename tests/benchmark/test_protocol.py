@@ -258,3 +258,26 @@ def test_small_sets_are_cross_validated_over_every_image_once(tmp_path):
     assert "cross_validation" in paths["per_image.csv"].read_text()
     with pytest.raises(ValueError, match="small_set_folds must be 0"):
         BenchProfile(small_set_folds=1)
+
+
+def test_uncertainty_sources_rescore_the_reported_segmentation(finished, tmp_path, bench_script):
+    """bench/uncertainty_sources.py on the finished checkpoints: its segmentation and entropy AUROC are the result
+    files' own (the maps are compared on fixed error pixels), and every map and the U-Net ensemble are reported."""
+    sources = bench_script("uncertainty_sources")
+    bench, _ = finished
+    results = sources.run(bench, 0, 1, ["staged"], k_many=3)
+    for method in ("unet", "staged"):
+        stored = _load(bench.result_path(method, 0))
+        for name in DATASETS:
+            dice = [i["dice"] for i in stored["images"] if i["dataset"] == name]
+            assert results[method][name]["dice"] == pytest.approx(dice, abs=1e-6)
+            pooled = results[method][name]["maps"]["entropy"]["pooled"]
+            assert pooled == pytest.approx(stored["pixel"][name]["uncertainty_auroc"], abs=1e-9, nan_ok=True)
+    assert set(results["staged"]["phantom_ct"]["maps"]) == {"entropy", "entropy K=3", "sample variance K=3", "|condition - head|",
+                                                          "entropy + |condition - head|"}
+    ensemble = results["unet ensemble (seeds 0+1)"]["phantom_ct"]
+    assert set(ensemble["maps"]) == {"ensemble entropy", "ensemble disagreement"} and len(ensemble["dice"]) == 2
+    sources.write(results, "tiny", 0, tmp_path, min_images=1)
+    report = (tmp_path / "uncertainty_sources.md").read_text()
+    assert report.count("| staged |") == 10 and "| unet ensemble (seeds 0+1) |" in report
+    assert _load(tmp_path / "uncertainty_sources.json")["results"]["staged"]["phantom_mr"]["entropy K=3"]["dice"] >= 0
