@@ -20,6 +20,8 @@ class GuidedUNet3D(ConditionUNet):
 
     ``guidance='input'`` concatenates the guide to the image before ``conv_0``; ``'film'`` scales and shifts every
     encoder level by ``1 + gamma(guide)``, ``beta(guide)`` (1x1x1 convs, zero-initialized so training starts unguided).
+    ``film_levels``: the encoder levels FiLM modulates (0 = full resolution .. 4 = 1/16; default all five), i.e. where
+    the guidance enters the U-Net.
     """
 
     def __init__(
@@ -29,31 +31,41 @@ class GuidedUNet3D(ConditionUNet):
         features: tuple[int, int, int, int, int, int] = (16, 16, 32, 64, 128, 16),
         guidance: Guidance = "none",
         guide_channels: int = 0,
+        film_levels: tuple[int, ...] | None = None,
     ):
         if guidance not in ("none", "input", "film"):
             raise ValueError(f"guidance must be 'none', 'input' or 'film', got {guidance!r}")
         if guidance != "none" and guide_channels < 1:
             raise ValueError(f"guidance={guidance!r} needs guide_channels >= 1")
+        if film_levels is not None:
+            if guidance != "film":
+                raise ValueError(f"film_levels applies to guidance='film', not {guidance!r}; leave it None")
+            levels = list(film_levels)
+            if not levels or len(set(levels)) != len(levels) or any(not isinstance(v, int) or not 0 <= v <= 4 for v in levels):
+                raise ValueError(f"film_levels must be distinct encoder levels in 0..4, got {film_levels!r}")
         extra = guide_channels if guidance == "input" else 0
         super().__init__(spatial_dims=3, in_channels=in_channels + extra, out_channels=out_channels, features=features)
         self.image_channels, self.guidance, self.guide_channels = in_channels, guidance, guide_channels
-        self.film = nn.ModuleList()
+        # keyed by level: with all five levels the state-dict names (film.0 .. film.4) are those of the former ModuleList
+        self.film = nn.ModuleDict()
         if guidance == "film":
-            for c in self.encoder_channels:
+            for level, c in enumerate(self.encoder_channels):
+                if film_levels is not None and level not in film_levels:
+                    continue
                 conv = nn.Conv3d(guide_channels, 2 * c, kernel_size=1)
                 nn.init.zeros_(conv.weight)
                 nn.init.zeros_(conv.bias)
-                self.film.append(conv)
+                self.film[str(level)] = conv
 
     @property
     def encoder_channels(self) -> tuple[int, ...]:
         return tuple(self.features[:5])
 
     def _modulate(self, level: int, x: torch.Tensor, guide: torch.Tensor | None) -> torch.Tensor:
-        if self.guidance != "film":
+        if str(level) not in self.film:
             return x
         g = F.interpolate(guide, size=x.shape[2:], mode="trilinear", align_corners=False)
-        gamma, beta = self.film[level](g).chunk(2, dim=1)
+        gamma, beta = self.film[str(level)](g).chunk(2, dim=1)
         return x * (1.0 + gamma) + beta
 
     def encode(self, x: torch.Tensor, guide: torch.Tensor | None = None) -> list[torch.Tensor]:

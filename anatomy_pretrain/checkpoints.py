@@ -46,6 +46,7 @@ def load_pretrained_backbone(path: str | Path) -> tuple[GuidedUNet3D, dict]:
     backbone = GuidedUNet3D(
         features=tuple(hp["features"]), guidance=guidance,
         guide_channels=embedding_channels(hp.get("num_frequencies", 3)) if guidance != "none" else 0,
+        film_levels=tuple(hp["film_levels"]) if hp.get("film_levels") is not None else None,
     )
     backbone.load_state_dict(sub_state(state, "net."))
     return backbone, hp

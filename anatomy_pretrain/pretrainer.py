@@ -37,6 +37,7 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
     (against the low-rank, collapsed features a plain pretext leaves; see ``diagnostics.effective_rank``).
     ``guidance_dropout``: during training each sample's guide is zeroed with this probability (classifier-free-guidance
     style condition dropout, Ho & Salimans 2022), so the encoder cannot lean on the coordinates alone.
+    ``film_levels``: the encoder levels the FiLM guidance modulates (default all five; see ``GuidedUNet3D``).
 
     Defaults are the recommended recipe (reports/bench/anatomy.md): ``target='eps'`` and ``decorrelation=1.0``. They
     used to be ``x0`` and ``0.0``: a checkpoint written before a hyper-parameter existed meant the old value
@@ -56,6 +57,7 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
         decorrelation: float = 1.0,
         lr: float = 1e-3,
         guidance_dropout: float = 0.0,
+        film_levels: tuple[int, ...] | None = None,
     ):
         super().__init__()
         if not 0.0 <= skip_dropout < 1.0:
@@ -66,7 +68,8 @@ class AnatomyGuidedDiffusionPretrainer(L.LightningModule):
             raise ValueError(f"decorrelation must be >= 0, got {decorrelation}")
         self.save_hyperparameters()
         guide_channels = embedding_channels(num_frequencies) if guidance != "none" else 0
-        self.net = GuidedUNet3D(features=features, guidance=guidance, guide_channels=guide_channels)
+        self.net = GuidedUNet3D(features=features, guidance=guidance, guide_channels=guide_channels,
+                                film_levels=tuple(film_levels) if film_levels is not None else None)
         self.schedule = make_schedule(schedule, num_timesteps)
 
     @classmethod

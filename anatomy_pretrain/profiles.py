@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-GUIDANCE_KEYS = frozenset({"guidance", "guidance_frequencies", "guidance_dropout"})  # optional in every pretraining profile
+# optional in every pretraining profile (the guided arm's guidance, see bench/bench_anatomy.py: guided_args)
+GUIDANCE_KEYS = frozenset({"guidance", "guidance_frequencies", "guidance_dropout", "guidance_levels"})
 
 
 def load_profile(name: str, path: Path, required: set[str] | frozenset[str], optional: set[str] | frozenset[str] = frozenset()) -> dict:

@@ -182,11 +182,15 @@ def coordinate_stage(p, data, out: Path, steps: int, crop: int = 32, reuse: bool
 
 def guided_args(p: dict, args: dict) -> dict:
     """A guided arm's pretrainer arguments with the profile's guidance settings (``guidance`` film|input,
-    ``guidance_frequencies``, ``guidance_dropout``; absent: FiLM, 3 frequencies, no dropout)."""
+    ``guidance_frequencies``, ``guidance_dropout``, ``guidance_levels``; absent: FiLM on every encoder level, 3
+    frequencies, no dropout)."""
     if args["guidance"] == "none":
         return args
-    return {**args, "guidance": p.get("guidance", args["guidance"]), "num_frequencies": p.get("guidance_frequencies", 3),
-            "guidance_dropout": p.get("guidance_dropout", 0.0)}
+    guided = {**args, "guidance": p.get("guidance", args["guidance"]), "num_frequencies": p.get("guidance_frequencies", 3),
+              "guidance_dropout": p.get("guidance_dropout", 0.0)}
+    if p.get("guidance_levels") is not None:  # absent: every level, and the checkpoints made before the option stay reusable
+        guided["film_levels"] = tuple(p["guidance_levels"])
+    return guided
 
 
 def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, p: dict, arms: dict, reuse: bool = False,
@@ -377,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guidance", choices=["film", "input"], help="the guided arm's guidance (default film; fresh --work)")
     parser.add_argument("--guidance-frequencies", type=int, help="the guided arm's sin/cos frequencies per axis (default 3)")
     parser.add_argument("--guidance-dropout", type=float, help="the guided arm's per-sample guide dropout in pretraining (default 0)")
+    parser.add_argument("--guidance-levels", type=int, nargs="+", help="the encoder levels FiLM guidance enters (0 = full "
+                        "resolution .. 4 = 1/16; default all; fresh --work)")
     parser.add_argument("--columns", nargs="+", choices=list(PROBES), default=list(PROBES),
                         help="probe columns to run (default: all); the others show '-' in the table")
     args = parser.parse_args(argv)
@@ -400,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     work = Path(args.work) if args.work else ROOT / "runs" / ("bench_anatomy_btcv" if btcv else "bench_anatomy")
     for key in ("pretrain_max_timestep", "pretrain_skip_dropout", "pretrain_decorrelation", "pretrain_target", "pretrain_seeds",
-                "guidance", "guidance_frequencies", "guidance_dropout"):
+                "guidance", "guidance_frequencies", "guidance_dropout", "guidance_levels"):
         if getattr(args, key) is not None:
             p[key] = getattr(args, key)
     cache = work / "cache"

@@ -128,6 +128,8 @@ def test_the_guided_arm_takes_the_profile_guidance_settings(bench_script):
     assert bench.guided_args({"guidance": "input", "guidance_frequencies": 5, "guidance_dropout": 0.2}, guided) == {
         "pretext": "diffusion", "guidance": "input", "num_frequencies": 5, "guidance_dropout": 0.2}
     assert bench.guided_args({"guidance": "input"}, plain) == plain  # the unguided arms stay unguided
+    assert bench.guided_args({"guidance_levels": (3, 4)}, guided)["film_levels"] == (3, 4)
+    assert "film_levels" not in bench.guided_args({}, guided)  # absent: checkpoints made before the option stay reusable
 
 
 def test_phantom_profiles_are_read_from_their_yaml(tmp_path, bench_script):

@@ -23,7 +23,7 @@ def test_guidance_changes_denoiser_output(guidance):
     torch.manual_seed(0)
     net = GuidedUNet3D(features=TINY_FEATURES, guidance=guidance, guide_channels=18)
     if guidance == "film":  # FiLM starts as identity; give it weights as after some training
-        for conv in net.film:
+        for conv in net.film.values():
             torch.nn.init.normal_(conv.weight, std=0.1)
     x = torch.randn(1, 1, 32, 32, 32)
     coords = torch.randn(1, 3, 32, 32, 32)
@@ -37,7 +37,7 @@ def test_guidance_gradient_reaches_film_from_coordinates():
     model = AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance="film")
     batch = _batch()
     model.training_step(batch, 0).backward()
-    assert any(conv.weight.grad.abs().sum() > 0 for conv in model.net.film)
+    assert any(conv.weight.grad.abs().sum() > 0 for conv in model.net.film.values())
     flipped = dict(batch, coords=batch["coords"].flip(-1))
     assert not torch.equal(model.guide(batch), model.guide(flipped))
 
@@ -154,3 +154,30 @@ def test_guidance_dropout_zeroes_whole_samples_guides_in_training_only():
     assert torch.equal(guide[~dropped], full[~dropped])  # the others keep it untouched
     with pytest.raises(ValueError, match="guidance_dropout"):
         AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance_dropout=1.0)
+
+
+def test_film_levels_choose_where_the_guidance_enters(tmp_path):
+    """FiLM on chosen encoder levels only: the other levels' features are those of the unguided net, the choice
+    survives a checkpoint, and bad choices are refused. All five levels keep the former state-dict names."""
+    from anatomy_pretrain.checkpoints import load_pretrained_backbone
+    from anatomy_pretrain.tiny import save_module_checkpoint
+
+    torch.manual_seed(0)
+    deep = GuidedUNet3D(features=TINY_FEATURES, guidance="film", guide_channels=18, film_levels=(3, 4))
+    assert sorted(deep.film) == ["3", "4"]
+    assert sorted(k for k in GuidedUNet3D(features=TINY_FEATURES, guidance="film", guide_channels=18).state_dict()
+                  if k.startswith("film.")) == [f"film.{i}.{p}" for i in range(5) for p in ("bias", "weight")]
+    for conv in deep.film.values():
+        torch.nn.init.normal_(conv.weight, std=0.1)
+    x, coords = torch.randn(1, 1, 32, 32, 32), torch.randn(1, 3, 32, 32, 32)
+    with torch.no_grad():
+        a, b = deep.encode(x, coordinate_embedding(coords)), deep.encode(x, coordinate_embedding(coords + 0.5))
+    assert all(torch.equal(a[i], b[i]) for i in (0, 1, 2)) and (a[3] - b[3]).abs().max() > 1e-4
+    model = AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance="film", film_levels=(0,))
+    backbone, hp = load_pretrained_backbone(save_module_checkpoint(model, tmp_path / "pre.ckpt"))
+    assert tuple(hp["film_levels"]) == (0,) and sorted(backbone.film) == ["0"]
+    for bad in ((), (5,), (1, 1)):
+        with pytest.raises(ValueError, match="distinct encoder levels in 0..4"):
+            GuidedUNet3D(features=TINY_FEATURES, guidance="film", guide_channels=18, film_levels=bad)
+    with pytest.raises(ValueError, match="applies to guidance='film'"):
+        GuidedUNet3D(features=TINY_FEATURES, guidance="input", guide_channels=18, film_levels=(0,))
