@@ -42,6 +42,13 @@ def test_anatomy_bench_smoke_writes_the_full_table(tmp_path, bench_script):
     assert all(set(cols) == {"nonlinear"} for cols in partial["probes"].values())
     assert set(partial["ordering_by_column"]) == {"nonlinear"} and partial["settings"]["columns"] == ["nonlinear"]
     assert "| - | - | - |" in (out2 / "anatomy.md").read_text()
+    # --arms: only the two arms of the guidance gap, no ordering verdict (it needs all four)
+    out3 = tmp_path / "out3"
+    assert bench.main(["--profile", "smoke", "--skip-hippocampus", "--work", str(work), "--out", str(out3), "--reuse",
+                       "--columns", "nonlinear", "--arms", "diffusion", "guided"]) == 0
+    two = json.loads((out3 / "anatomy.json").read_text())
+    assert set(two["probes"]) == {"diffusion", "diffusion + anatomy guidance"} and two["ordering_holds"] is None
+    assert two["settings"]["arms"] == ["diffusion", "guided"] and "Ordering" not in (out3 / "anatomy.md").read_text()
 
 
 def totalseg_btcv_root(shared_data: Path, tmp_path: Path) -> Path:
