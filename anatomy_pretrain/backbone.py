@@ -4,6 +4,7 @@ bridges into the staged segmenter) with optional anatomical guidance as extra in
 
 from __future__ import annotations
 
+import numbers
 from typing import Literal
 
 import torch
@@ -41,7 +42,8 @@ class GuidedUNet3D(ConditionUNet):
             if guidance != "film":
                 raise ValueError(f"film_levels applies to guidance='film', not {guidance!r}; leave it None")
             levels = list(film_levels)
-            if not levels or len(set(levels)) != len(levels) or any(not isinstance(v, int) or not 0 <= v <= 4 for v in levels):
+            if not levels or len(set(levels)) != len(levels) or any(
+                    isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= v <= 4 for v in levels):
                 raise ValueError(f"film_levels must be distinct encoder levels in 0..4, got {film_levels!r}")
         extra = guide_channels if guidance == "input" else 0
         super().__init__(spatial_dims=3, in_channels=in_channels + extra, out_channels=out_channels, features=features)
@@ -50,7 +52,7 @@ class GuidedUNet3D(ConditionUNet):
         self.film = nn.ModuleDict()
         if guidance == "film":
             for level, c in enumerate(self.encoder_channels):
-                if film_levels is not None and level not in film_levels:
+                if film_levels is not None and level not in [int(v) for v in film_levels]:
                     continue
                 conv = nn.Conv3d(guide_channels, 2 * c, kernel_size=1)
                 nn.init.zeros_(conv.weight)

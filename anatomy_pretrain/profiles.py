@@ -28,6 +28,8 @@ def load_profile(name: str, path: Path, required: set[str] | frozenset[str], opt
     names = sorted(profiles) if isinstance(profiles, dict) else []
     p = profiles if name is None else profiles.get(name) if isinstance(profiles, dict) else None
     if not isinstance(p, dict):
+        if name is None:
+            raise SystemExit(f"--profile {path}: expected a mapping of one profile's keys, got {type(profiles).__name__}")
         raise SystemExit(f"--profile {name!r}: not a profile of {path} (profiles: {names})")
     missing, unknown = sorted(set(required) - set(p)), sorted(set(p) - set(required) - set(optional))
     if missing or unknown:
@@ -37,5 +39,8 @@ def load_profile(name: str, path: Path, required: set[str] | frozenset[str], opt
 
 def profile_names(path: Path) -> list[str]:
     """The profile names of a profiles file (for --help and error messages)."""
-    profiles = yaml.safe_load(Path(path).read_text())
+    try:
+        profiles = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise SystemExit(f"--profile: cannot read the profiles of {path} ({error})") from error
     return sorted(profiles) if isinstance(profiles, dict) else []

@@ -26,10 +26,14 @@ def tiny_datamodule(phantoms: int = 3, patch: int = 32, **kwargs) -> VolumeDataM
     return VolumeDataModule(**args)
 
 
-def save_module_checkpoint(module: L.LightningModule, path: str | Path) -> Path:
-    """A checkpoint readable by ``torch.load(weights_only=True)`` like the ones Lightning writes."""
+def save_module_checkpoint(module: L.LightningModule, path: str | Path, global_step: int | None = None) -> Path:
+    """A checkpoint readable by ``torch.load(weights_only=True)`` like the ones Lightning writes (``global_step``: the
+    optimizer steps it was trained for, read back by ``read_checkpoint``; None: not recorded)."""
     buffer = io.BytesIO()
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, buffer)
+    blob = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
+    if global_step is not None:
+        blob["global_step"] = int(global_step)
+    torch.save(blob, buffer)
     # atomic: an interrupted run never leaves a truncated checkpoint for --reuse to pick up
     return write_bytes_atomic(buffer.getvalue(), path, overwrite=True)
 

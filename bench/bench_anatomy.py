@@ -148,12 +148,20 @@ def is_guided(arm: str) -> bool:
     return ARMS[arm] is not None and ARMS[arm]["guidance"] != "none"
 
 
-def reusable(path: Path, reuse: bool, module_cls: type, expected: dict) -> bool:
+def reusable(path: Path, reuse: bool, module_cls: type, expected: dict, steps: int | None = None) -> bool:
     """True when ``--reuse`` and ``path`` exists; refuses a checkpoint trained with other settings than ``expected``
-    (a hyper-parameter missing from an older checkpoint counts as its legacy value, else ``module_cls``'s default)."""
+    (a hyper-parameter missing from an older checkpoint counts as its legacy value, else ``module_cls``'s default)
+    or for another number of ``steps`` than the one it records (checkpoints written before steps were recorded are
+    taken as they are, with a note)."""
     if not (reuse and path.is_file()):
         return False
-    saved, params = read_checkpoint(path)["hyper_parameters"], inspect.signature(module_cls.__init__).parameters
+    ckpt = read_checkpoint(path)
+    if steps is not None and ckpt["global_step"] is not None and ckpt["global_step"] != steps:
+        raise ValueError(f"--reuse: {path} was trained for {ckpt['global_step']} steps, this profile wants {steps}; "
+                         "use a fresh --work")
+    if steps is not None and ckpt["global_step"] is None:
+        print(f"note: {path} records no step count (written before they were recorded); reused as {steps} steps", flush=True)
+    saved, params = ckpt["hyper_parameters"], inspect.signature(module_cls.__init__).parameters
     saved = {**getattr(sys.modules[module_cls.__module__], "LEGACY_HPARAMS", {}), **saved}  # what an old checkpoint meant
     saved = {k: saved.get(k, params[k].default) for k in expected}
     differ = {k: (saved[k], v) for k, v in expected.items() if _plain(saved[k]) != _plain(v)}
@@ -171,11 +179,11 @@ def coordinate_stage(p, data, out: Path, steps: int, crop: int = 32, reuse: bool
     L.seed_everything(0, verbose=False)  # every stage starts from a fixed RNG state (torch, numpy, random)
     model = AnatomicalCoordinateModel(features=p["features"], crop_size=crop, num_points=256, lr=2e-3, sw_overlap=0.25)
     path, sec = out / "coordinates.ckpt", None
-    if reusable(path, reuse, AnatomicalCoordinateModel, {"features": p["features"], "crop_size": crop}):
+    if reusable(path, reuse, AnatomicalCoordinateModel, {"features": p["features"], "crop_size": crop}, steps):
         model.load_state_dict(read_checkpoint(path)["state_dict"])
     else:
         sec = fit(model, data, steps)
-        save_module_checkpoint(model, path)
+        save_module_checkpoint(model, path, global_step=steps)
     quiet_trainer().validate(model, data, verbose=False)
     rs = model.last_distance_r
     return str(path), {"distance_r_mean": sum(rs) / len(rs), "distance_r_per_volume": rs, "sec_per_step": sec, "steps": steps,
@@ -190,9 +198,21 @@ def guided_args(p: dict, args: dict) -> dict:
         return args
     guided = {**args, "guidance": p.get("guidance", args["guidance"]), "num_frequencies": p.get("guidance_frequencies", 3),
               "guidance_dropout": p.get("guidance_dropout", 0.0)}
-    if p.get("guidance_levels") is not None:  # absent: every level, and the checkpoints made before the option stay reusable
-        guided["film_levels"] = tuple(p["guidance_levels"])
+    # None: every level; a checkpoint made before the option lacks it, which reads as the default None, so it stays reusable
+    levels = p.get("guidance_levels")
+    guided["film_levels"] = tuple(levels) if levels is not None else None
     return guided
+
+
+def check_guidance_levels(p: dict) -> None:
+    """Before any training: guidance levels are FiLM's, distinct, in 0..4 (the backbone checks again when built)."""
+    levels = p.get("guidance_levels")
+    if levels is None:
+        return
+    if p.get("guidance", "film") != "film":
+        raise SystemExit(f"guidance_levels {list(levels)} are where FiLM enters; the guided arm's guidance is {p['guidance']!r}")
+    if not levels or len(set(levels)) != len(levels) or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 4 for v in levels):
+        raise SystemExit(f"guidance_levels must be distinct encoder levels in 0..4, got {list(levels)}")
 
 
 def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, p: dict, arms: dict, reuse: bool = False,
@@ -210,14 +230,14 @@ def pretrain_arms(make_data, out: Path, coord_ckpt: str, steps: int, p: dict, ar
                       decorrelation=p["pretrain_decorrelation"], lr=1e-3)
         if args["pretext"] == "diffusion":  # the restorative pretext has no prediction target
             args = {"target": p["pretrain_target"]} | guided_args(p, args)
-        if reusable(path, reuse, AnatomyGuidedDiffusionPretrainer, recipe | args):
+        if reusable(path, reuse, AnatomyGuidedDiffusionPretrainer, recipe | args, steps):
             timing[name] = None
             continue
         data = make_data(coord_ckpt if args["guidance"] != "none" else None)
         L.seed_everything(seed, verbose=False)
         model = AnatomyGuidedDiffusionPretrainer(**recipe, **args)
         timing[name] = fit(model, data, steps)
-        save_module_checkpoint(model, path)
+        save_module_checkpoint(model, path, global_step=steps)
     return ckpts, timing
 
 
@@ -385,11 +405,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guidance", choices=["film", "input"], help="the guided arm's guidance (default film; fresh --work)")
     parser.add_argument("--guidance-frequencies", type=int, help="the guided arm's sin/cos frequencies per axis (default 3)")
     parser.add_argument("--guidance-dropout", type=float, help="the guided arm's per-sample guide dropout in pretraining (default 0)")
-    parser.add_argument("--guidance-levels", type=int, nargs="+", help="the encoder levels FiLM guidance enters (0 = full "
-                        "resolution .. 4 = 1/16; default all; fresh --work)")
+    parser.add_argument("--guidance-levels", type=int, nargs="+", choices=range(5), help="the encoder levels FiLM guidance "
+                        "enters (0 = full resolution .. 4 = 1/16; default all; fresh --work)")
     parser.add_argument("--arms", nargs="+", choices=list(ARM_IDS), default=list(ARM_IDS),
                         help="arms to pretrain and probe (default: all four; e.g. diffusion guided for the guidance gap "
-                        "alone, about half the time); the ordering verdict needs all four")
+                        "alone, about half the time); the ordering verdict needs all four. The hippocampus chain always "
+                        "runs random init and the guided arm")
     parser.add_argument("--columns", nargs="+", choices=list(PROBES), default=list(PROBES),
                         help="probe columns to run (default: all); the others show '-' in the table")
     args = parser.parse_args(argv)
@@ -416,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
                 "guidance", "guidance_frequencies", "guidance_dropout", "guidance_levels"):
         if getattr(args, key) is not None:
             p[key] = getattr(args, key)
+    check_guidance_levels(p)
     cache = work / "cache"
     start = time.time()
     results: dict = {"profile": profile_name, "protocol": args.protocol, "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in p.items()}

@@ -39,6 +39,7 @@ PROFILES = ROOT / "configs" / "benchmark" / "anatomy" / "bridge3d.yaml"
 HIPPO = ROOT.parent / "shared" / "data" / "volumes" / "hippocampus_mri_msd"
 KEYS = {"cases", "folds", "fold", "seeds", "features", "denoiser_channels", "patch", "sw_overlap", "batch_size", "samples_per_volume",
         "queue_length", "steps", "lr", "num_samples", "coord_steps", "pretrain_steps", "pretrain_max_timestep", "pretrain_target"}
+LEGACY_SETTINGS = {"pretrain_max_timestep": 600, "pretrain_target": "eps"}
 ARMS = {  # name -> (segmenter, encoder pretrained)
     "unet": ("unet", False),
     "unet + pretrained encoder": ("unet", True),
@@ -225,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             path = runs_dir / arm.replace(" ", "_").replace("+", "and") / f"seed{seed}.json"
             if path.is_file():
                 stored = json.loads(path.read_text())
+                # files written before the pretraining recipe was a profile key: it was fixed at these values
+                stored["settings"] = {**LEGACY_SETTINGS, **stored["settings"]}
                 if stored["settings"] != settings:
                     raise SystemExit(f"{path} was made with other settings; delete it or use another --out")
                 results.setdefault(arm, {})[seed] = stored

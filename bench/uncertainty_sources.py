@@ -2,9 +2,11 @@
 disagreement with the condition network, or a second U-Net seed's disagreement (a 2-member deep ensemble)?
 
 Scores the checkpoints a benchmark run left in runs/benchmark_<profile>/ (no training) on the same test split. Every
-map of a method is scored against that method's own reported segmentation (K = 2 one-call samples, mean, 0.5), so the
-error pixels are fixed and only the map changes: pooled pixel AUROC per dataset, the per-image AUROC paired against
-the method's reported entropy (bootstrap CI and Wilcoxon, the benchmark's statistics), and Dice kept at 80% coverage.
+map of a method is scored against that method's own reported segmentation (its recipe's K samples and plan, mean
+fusion, threshold 0.5; checked image by image against its result file), so the error pixels are fixed and only the
+map changes: pooled pixel AUROC per dataset, the per-image AUROC paired against the method's reported entropy
+(bootstrap CI and Wilcoxon, the benchmark's statistics), and Dice kept at 80% coverage. The K-sample maps draw from
+the same per-image seeds as the reported samples, so their first samples are the reported ones.
 Usage: python bench/uncertainty_sources.py --seed 1 [--profile standard] -> reports/benchmark/uncertainty_sources.md
 """
 
@@ -34,7 +36,7 @@ from unisegdiff.metrics import per_sample_metrics  # noqa: E402
 from unisegdiff.recipes import instantiate_section  # noqa: E402
 
 HEADS = ("staged_joint", "joint_image", "joint_e2e")  # one-call diffusion heads with a jointly trained condition network
-MIN_IMAGES = 30  # the benchmark's honest-macro bar: smaller test sets are left out here
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # where the benchmark scored them
 
 
 def entropy(p: torch.Tensor) -> torch.Tensor:
@@ -43,31 +45,51 @@ def entropy(p: torch.Tensor) -> torch.Tensor:
 
 
 def load(bench: Benchmark, method: str, seed: int) -> L.LightningModule | None:
-    ckpt = bench.work / method / f"seed{seed}" / "last.ckpt"
-    if not ckpt.is_file():
-        print(f"[uncertainty] {method} seed {seed}: no checkpoint {ckpt}, skipped")
+    """The method's checkpoint of ``seed``, refused unless it is the one its result file scored (same step count) and
+    its reported map is the mean-fused entropy these maps are compared with. None without a checkpoint."""
+    ckpt, result = bench.work / method / f"seed{seed}" / "last.ckpt", bench.result_path(method, seed)
+    if not ckpt.is_file() or not result.is_file():
+        print(f"[uncertainty] {method} seed {seed}: no checkpoint {ckpt} or result {result}, skipped")
         return None
+    state, train = read_checkpoint(ckpt), json.loads(result.read_text())["train"]
+    if state["global_step"] != train.get("phase2_steps", train["steps"]):
+        raise SystemExit(f"{ckpt} is at step {state['global_step']}, not the {train.get('phase2_steps', train['steps'])} "
+                         f"steps of {result}: a later run replaced it; rerun the benchmark for it")
     model = instantiate_section(bench.model_section(method), L.LightningModule)
-    model.load_state_dict(read_checkpoint(ckpt)["state_dict"])
-    return model.eval()
+    model.load_state_dict(state["state_dict"])
+    hp = model.hparams
+    if hasattr(model, "condition_probability") and (hp.get("condition_weight", 0.0) or hp.fusion != "mean" or hp.uncertainty != "entropy"):
+        raise SystemExit(f"{method}: reports condition_weight {hp.get('condition_weight', 0.0)}, fusion {hp.fusion!r}, uncertainty "
+                         f"{hp.uncertainty!r}; this script compares maps against the samples' mean and its entropy only")
+    return model.to(DEVICE).eval()
+
+
+def same_as_reported(bench: Benchmark, method: str, seed: int, scored: dict) -> None:
+    """The rescored per-image Dice must be the result file's: otherwise the maps would be judged on other errors."""
+    stored = {(r["dataset"], r["stem"]): r["dice"] for r in json.loads(bench.result_path(method, seed).read_text())["images"]}
+    for name, d in scored.items():
+        for stem, dice in zip(d["stems"], d["dice"]):
+            if abs(stored[(name, stem)] - dice) > 1e-6:
+                raise SystemExit(f"{method} seed {seed}: {name}/{stem} rescores to Dice {dice:.6f}, its result file has "
+                                 f"{stored[(name, stem)]:.6f} (another machine, device or data root?)")
 
 
 @torch.inference_mode()
 def maps_of(model, batch: dict, precision: str, k_many: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The method's reported probability and its candidate uncertainty maps, for one batch."""
-    image = batch["image"]
+    image = batch["image"].to(model.device)
+    on_device = {**batch, "image": image}  # the generators live on the image's device, as in the benchmark's scoring
     with inference_autocast(precision, image.device.type):
         if not hasattr(model, "condition_probability"):  # the U-Net: its binary entropy is all it has
-            fused = model.predict_fused(image, generator=model._eval_generator(batch))
-            return fused.probability.float(), {"entropy": entropy(fused.probability)}
-        samples, condition = model._sample(image, model.hparams.num_samples, model._eval_generator(batch))
-        many, _ = model._sample(image, k_many, model._eval_generator(batch))
-    prob = samples.float().mean(1)
-    many = many.float()
+            fused = model.predict_fused(image, generator=model._eval_generator(on_device))
+            return fused.probability.float().cpu(), {"entropy": entropy(fused.probability).cpu()}
+        samples, condition = model._sample(image, model.hparams.num_samples, model._eval_generator(on_device))
+        many, _ = model._sample(image, k_many, model._eval_generator(on_device))
+    prob, many, condition = samples.float().mean(1).cpu(), many.float().cpu(), condition.float().cpu()
     return prob, {"entropy": entropy(prob), f"entropy K={k_many}": entropy(many.mean(1)),
                   f"sample variance K={k_many}": many.var(1, unbiased=False),
-                  "|condition - head|": (condition.float() - prob).abs(),
-                  "entropy + |condition - head|": entropy(prob) + (condition.float() - prob).abs()}
+                  "|condition - head|": (condition - prob).abs(),
+                  "entropy + |condition - head|": entropy(prob) + (condition - prob).abs()}
 
 
 def image_auroc(prob: torch.Tensor, mask: torch.Tensor, unc: torch.Tensor) -> float:
@@ -97,10 +119,18 @@ def score(model, test_set, precision: str, k_many: int, batch_size: int, partner
                 m["auroc"].append(image_auroc(prob[i], batch["mask"][i], unc[i]))
                 m["mean"].append(float(unc[i].mean()))
     for d in out.values():
-        for m in d["maps"].values():
-            m["pooled"] = m["pooled"].uncertainty_auroc()
-            m["kept80"] = risk_coverage(d["dice"], m["mean"]).kept_mean[0.2]
+        finish(d)
     return out
+
+
+def finish(d: dict) -> dict:
+    """One dataset's maps: the pooled AUROC from its accumulator, and the mean Dice of the images kept after dropping
+    the 20% whose mean uncertainty is highest (``risk_coverage``)."""
+    for m in d["maps"].values():
+        if isinstance(m["pooled"], PixelCalibration):
+            m["pooled"] = m["pooled"].uncertainty_auroc()
+        m["kept80"] = risk_coverage(d["dice"], m["mean"]).kept_mean[0.2]
+    return d
 
 
 def fmt_ci(diff) -> str:
@@ -110,52 +140,59 @@ def fmt_ci(diff) -> str:
 def run(bench: Benchmark, seed: int, partner_seed: int | None, methods: list[str], k_many: int) -> dict:
     """Every map of the U-Net of ``seed``, its ensemble with the U-Net of ``partner_seed`` and the diffusion ``methods``
     whose checkpoints are in ``bench.work``, on the seed's test split."""
+    if partner_seed == seed:
+        raise SystemExit(f"--partner-seed {partner_seed} is --seed: an ensemble needs a second U-Net")
     p = bench.profile
-    dm = bench.datamodule(seed)
-    dm.setup("test")
-    test_set = dm.split_dataset("test")
     unet = load(bench, "unet", seed)
     if unet is None:
         raise SystemExit(f"the U-Net of seed {seed} is needed as the reference")
-    results = {"unet": score(unet, test_set, p.precision, k_many, p.eval_batch_size)}
     partner = load(bench, "unet", partner_seed) if partner_seed is not None else None
+    models = {m: model for m in methods if (model := load(bench, m, seed)) is not None}  # every refusal before any scoring
+    dm = bench.datamodule(seed)
+    dm.setup("test")
+    test_set = dm.split_dataset("test")
+    results = {"unet": score(unet, test_set, p.precision, k_many, p.eval_batch_size)}
+    same_as_reported(bench, "unet", seed, results["unet"])
     if partner is not None:
         results[f"unet ensemble (seeds {seed}+{partner_seed})"] = score(unet, test_set, p.precision, k_many, p.eval_batch_size, partner)
-    for method in methods:
-        model = load(bench, method, seed)
-        if model is None:
-            continue
-        if model.hparams.get("condition_weight", 0.0):
-            raise SystemExit(f"{method}: condition_weight > 0 fuses the condition network into the reported probability; "
-                             "this script scores the samples' mean only")
+    for method, model in models.items():
         results[method] = score(model, test_set, p.precision, k_many, p.eval_batch_size)
+        same_as_reported(bench, method, seed, results[method])
         print(f"[uncertainty] {method} seed {seed}: scored")
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="standard")
+    parser.add_argument("--profile", default="standard", help="a profile name of configs/benchmark/ or its YAML file")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--partner-seed", type=int, default=2, help="the second U-Net seed of the ensemble row")
     parser.add_argument("--methods", nargs="+", default=list(HEADS))
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "lesion2d"))
+    parser.add_argument("--data", help="the data root (default: the one the U-Net's result file was trained on)")
     parser.add_argument("--k", type=int, default=8, help="samples of the many-sample maps")
-    parser.add_argument("--out", default=str(ROOT / "reports" / "benchmark"))
+    parser.add_argument("--out", help="default: the profile's report folder (reports/benchmark for standard, else "
+                        "reports/benchmark_<profile>)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    profile = BenchProfile.from_yaml(ROOT / "configs" / "benchmark" / f"{args.profile}.yaml")
-    bench = Benchmark(profile, args.data, Path(args.out), ROOT / "runs" / f"benchmark_{args.profile}", args.profile, None, {})
-    write(run(bench, args.seed, args.partner_seed, args.methods, args.k), args.profile, args.seed, Path(args.out))
+    path = Path(args.profile) if args.profile.endswith(".yaml") else ROOT / "configs" / "benchmark" / f"{args.profile}.yaml"
+    profile, name = BenchProfile.from_yaml(path), path.stem
+    out = Path(args.out) if args.out else ROOT / "reports" / ("benchmark" if name == "standard" else f"benchmark_{name}")
+    reference = out / "runs" / "unet" / f"seed{args.seed}.json"
+    if not args.data and not reference.is_file():
+        raise SystemExit(f"no {reference}: run the benchmark's U-Net of seed {args.seed} first, or give --out / --data")
+    data = args.data or json.loads(reference.read_text())["settings"]["root"]
+    bench = Benchmark(profile, data, out, ROOT / "runs" / f"benchmark_{name}", name, None, {})
+    write(run(bench, args.seed, args.partner_seed, args.methods, args.k), name, args.seed, out, profile.min_images)
     return 0
 
 
-def write(results: dict, profile: str, seed: int, out: Path, min_images: int = MIN_IMAGES) -> None:
+def write(results: dict, profile: str, seed: int, out: Path, min_images: int = 30) -> None:
     datasets = sorted(d for d, v in results["unet"].items() if len(v["dice"]) >= min_images)
     lines = [f"# Uncertainty sources (profile `{profile}`, seed {seed}, checkpoints of the benchmark run)", "",
-             "Every map of a method is scored against that method's own segmentation (its reported one-call K = 2 mean, "
-             "threshold 0.5): the error pixels stay fixed, only the map changes. Pixel AUROC for error pixels pooled over "
+             "Every map of a method is scored against that method's own segmentation (its reported K-sample mean, threshold "
+             "0.5, equal image by image to its result file): the error pixels stay fixed, only the map changes. Pixel "
+             "AUROC for error pixels pooled over "
              "a dataset's test images; Δ per-image AUROC: mean over images (with error and correct pixels) of this map's "
              "AUROC minus the same method's entropy, 95% paired-bootstrap CI and Wilcoxon p; kept 80%: mean Dice of the "
              "images kept after dropping the 20% with the highest mean uncertainty. One seed: no training noise in the CIs.",

@@ -131,12 +131,35 @@ def test_btcv_protocol_refuses_bad_roots_and_profiles(tmp_path, bench_script):
 def test_the_guided_arm_takes_the_profile_guidance_settings(bench_script):
     bench = bench_script("bench_anatomy")
     guided, plain = bench.ARMS["diffusion + anatomy guidance"], bench.ARMS["diffusion"]
-    assert bench.guided_args({}, guided) == {**guided, "num_frequencies": 3, "guidance_dropout": 0.0}
+    assert bench.guided_args({}, guided) == {**guided, "num_frequencies": 3, "guidance_dropout": 0.0, "film_levels": None}
     assert bench.guided_args({"guidance": "input", "guidance_frequencies": 5, "guidance_dropout": 0.2}, guided) == {
-        "pretext": "diffusion", "guidance": "input", "num_frequencies": 5, "guidance_dropout": 0.2}
+        "pretext": "diffusion", "guidance": "input", "num_frequencies": 5, "guidance_dropout": 0.2, "film_levels": None}
     assert bench.guided_args({"guidance": "input"}, plain) == plain  # the unguided arms stay unguided
     assert bench.guided_args({"guidance_levels": (3, 4)}, guided)["film_levels"] == (3, 4)
-    assert "film_levels" not in bench.guided_args({}, guided)  # absent: checkpoints made before the option stay reusable
+    assert bench.guided_args({}, guided)["film_levels"] is None  # every level
+
+
+def test_reuse_refuses_other_guidance_levels_and_step_counts(tmp_path, bench_script, capsys):
+    """--reuse must not take a checkpoint of other FiLM levels or another pretraining length (quick vs quick_long);
+    a checkpoint without the newer fields reads as the defaults, with a note for the missing step count."""
+    from anatomy_pretrain.pretrainer import AnatomyGuidedDiffusionPretrainer
+    from anatomy_pretrain.tiny import TINY_FEATURES, save_module_checkpoint
+
+    bench = bench_script("bench_anatomy")
+    guided = bench.ARMS["diffusion + anatomy guidance"]
+    wanted = {"features": TINY_FEATURES} | bench.guided_args({}, guided)
+    deep = save_module_checkpoint(AnatomyGuidedDiffusionPretrainer(**(wanted | {"film_levels": (3, 4)})), tmp_path / "deep.ckpt",
+                                  global_step=4)
+    with pytest.raises(ValueError, match="other settings.*film_levels"):
+        bench.reusable(deep, True, AnatomyGuidedDiffusionPretrainer, wanted, steps=4)
+    plain = save_module_checkpoint(AnatomyGuidedDiffusionPretrainer(**wanted), tmp_path / "plain.ckpt", global_step=1200)
+    assert bench.reusable(plain, True, AnatomyGuidedDiffusionPretrainer, wanted, steps=1200)
+    with pytest.raises(ValueError, match="trained for 1200 steps, this profile wants 2400"):
+        bench.reusable(plain, True, AnatomyGuidedDiffusionPretrainer, wanted, steps=2400)
+    legacy = save_module_checkpoint(AnatomyGuidedDiffusionPretrainer(**wanted), tmp_path / "legacy.ckpt")  # no step count
+    assert bench.reusable(legacy, True, AnatomyGuidedDiffusionPretrainer, wanted, steps=2400)
+    assert "records no step count" in capsys.readouterr().out
+    assert not bench.reusable(plain, False, AnatomyGuidedDiffusionPretrainer, wanted, steps=1)  # without --reuse: retrain
 
 
 def test_phantom_profiles_are_read_from_their_yaml(tmp_path, bench_script):
@@ -158,3 +181,17 @@ def test_phantom_profiles_are_read_from_their_yaml(tmp_path, bench_script):
     one.write_text("quick: [unclosed\n")
     with pytest.raises(SystemExit, match="not valid YAML"):
         bench.phantom_profile(str(one))
+
+
+def test_bad_guidance_levels_stop_before_any_training(tmp_path, bench_script):
+    bench = bench_script("bench_anatomy")
+    work = tmp_path / "w"
+    with pytest.raises(SystemExit, match="where FiLM enters; the guided arm's guidance is 'input'"):
+        bench.main(["--profile", "smoke", "--guidance", "input", "--guidance-levels", "0", "--work", str(work), "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit, match="distinct encoder levels in 0..4"):
+        bench.main(["--profile", "smoke", "--guidance-levels", "1", "1", "--work", str(work), "--out", str(tmp_path / "o")])
+    assert not work.exists()  # nothing was trained or cached
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(SystemExit, match="expected a mapping of one profile's keys, got NoneType"):
+        bench.phantom_profile(str(empty))

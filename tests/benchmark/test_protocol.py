@@ -281,3 +281,25 @@ def test_uncertainty_sources_rescore_the_reported_segmentation(finished, tmp_pat
     report = (tmp_path / "uncertainty_sources.md").read_text()
     assert report.count("| staged |") == 10 and "| unet ensemble (seeds 0+1) |" in report
     assert _load(tmp_path / "uncertainty_sources.json")["results"]["staged"]["phantom_mr"]["entropy K=3"]["dice"] >= 0
+
+
+def test_uncertainty_sources_table_statistics(tmp_path, bench_script):
+    """kept-80% drops the most uncertain fifth; the per-image AUROC difference is paired image by image against the
+    method's own entropy (a constant +0.05 gives an exact interval); images with an undefined AUROC are left out."""
+    sources = bench_script("uncertainty_sources")
+    dice = [0.1 * (i + 1) for i in range(10)]
+    base = [0.8 + 0.01 * i for i in range(10)]
+    better = [a + 0.05 for a in base]
+    better[3] = float("nan")  # an image without error pixels has no AUROC
+    d = sources.finish({"dice": dice, "stems": [f"s{i}" for i in range(10)], "maps": {
+        "entropy": {"pooled": 0.9, "auroc": base, "mean": [1 - x for x in dice]},  # the worst images are the most uncertain
+        "other": {"pooled": 0.95, "auroc": better, "mean": dice}}})  # ... and here the best ones
+    assert d["maps"]["entropy"]["kept80"] == pytest.approx(sum(dice[2:]) / 8)
+    assert d["maps"]["other"]["kept80"] == pytest.approx(sum(dice[:8]) / 8)
+    results = {"unet": {"set": d}, "m": {"set": d}}
+    sources.write(results, "tiny", 0, tmp_path, min_images=10)
+    report = (tmp_path / "uncertainty_sources.md").read_text()
+    assert "| m | 0.550 | other | 0.950 | +0.050 [+0.050, +0.050], p=0.0039 | 0.450 |" in report
+    assert "| m | 0.550 | entropy | 0.900 | — | 0.650 |" in report
+    sources.write(results, "tiny", 0, tmp_path, min_images=11)  # too few test images: the dataset is left out
+    assert "## set" not in (tmp_path / "uncertainty_sources.md").read_text()
