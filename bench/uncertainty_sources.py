@@ -31,12 +31,11 @@ from unisegdiff.benchmark import Benchmark, BenchProfile  # noqa: E402
 from unisegdiff.benchmark.calibration import PixelCalibration  # noqa: E402
 from unisegdiff.benchmark.statistics import paired_difference, risk_coverage  # noqa: E402
 from unisegdiff.inference import inference_autocast  # noqa: E402
-from unisegdiff.io import read_checkpoint, write_json_atomic, write_text_atomic  # noqa: E402
+from unisegdiff.benchmark.trained import check_same_dice, image_generators, load_trained  # noqa: E402
+from unisegdiff.io import write_json_atomic, write_text_atomic  # noqa: E402
 from unisegdiff.metrics import per_sample_metrics  # noqa: E402
-from unisegdiff.recipes import instantiate_section  # noqa: E402
 
 HEADS = ("staged_joint", "joint_image", "joint_e2e")  # one-call diffusion heads with a jointly trained condition network
-DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # where the benchmark scored them
 
 
 def entropy(p: torch.Tensor) -> torch.Tensor:
@@ -45,46 +44,30 @@ def entropy(p: torch.Tensor) -> torch.Tensor:
 
 
 def load(bench: Benchmark, method: str, seed: int) -> L.LightningModule | None:
-    """The method's checkpoint of ``seed``, refused unless it is the one its result file scored (same step count) and
-    its reported map is the mean-fused entropy these maps are compared with. None without a checkpoint."""
-    ckpt, result = bench.work / method / f"seed{seed}" / "last.ckpt", bench.result_path(method, seed)
-    if not ckpt.is_file() or not result.is_file():
-        print(f"[uncertainty] {method} seed {seed}: no checkpoint {ckpt} or result {result}, skipped")
-        return None
-    state, train = read_checkpoint(ckpt), json.loads(result.read_text())["train"]
-    if state["global_step"] != train.get("phase2_steps", train["steps"]):
-        raise SystemExit(f"{ckpt} is at step {state['global_step']}, not the {train.get('phase2_steps', train['steps'])} "
-                         f"steps of {result}: a later run replaced it; rerun the benchmark for it")
-    model = instantiate_section(bench.model_section(method), L.LightningModule)
-    model.load_state_dict(state["state_dict"])
-    hp = model.hparams
-    if hasattr(model, "condition_probability") and (hp.get("condition_weight", 0.0) or hp.fusion != "mean" or hp.uncertainty != "entropy"):
+    """``load_trained``, refused unless the reported map is the mean-fused entropy these maps are compared with."""
+    model = load_trained(bench, method, seed)
+    hp = model.hparams if model is not None else {}
+    if model is not None and hasattr(model, "condition_probability") and (
+            hp.get("condition_weight", 0.0) or hp.fusion != "mean" or hp.uncertainty != "entropy"):
         raise SystemExit(f"{method}: reports condition_weight {hp.get('condition_weight', 0.0)}, fusion {hp.fusion!r}, uncertainty "
                          f"{hp.uncertainty!r}; this script compares maps against the samples' mean and its entropy only")
-    return model.to(DEVICE).eval()
+    return model
 
 
 def same_as_reported(bench: Benchmark, method: str, seed: int, scored: dict) -> None:
-    """The rescored per-image Dice must be the result file's: otherwise the maps would be judged on other errors."""
-    stored = {(r["dataset"], r["stem"]): r["dice"] for r in json.loads(bench.result_path(method, seed).read_text())["images"]}
-    for name, d in scored.items():
-        for stem, dice in zip(d["stems"], d["dice"]):
-            if abs(stored[(name, stem)] - dice) > 1e-6:
-                raise SystemExit(f"{method} seed {seed}: {name}/{stem} rescores to Dice {dice:.6f}, its result file has "
-                                 f"{stored[(name, stem)]:.6f} (another machine, device or data root?)")
+    check_same_dice(bench, method, seed, {(name, stem): dice for name, d in scored.items() for stem, dice in zip(d["stems"], d["dice"])})
 
 
 @torch.inference_mode()
 def maps_of(model, batch: dict, precision: str, k_many: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The method's reported probability and its candidate uncertainty maps, for one batch."""
     image = batch["image"].to(model.device)
-    on_device = {**batch, "image": image}  # the generators live on the image's device, as in the benchmark's scoring
     with inference_autocast(precision, image.device.type):
         if not hasattr(model, "condition_probability"):  # the U-Net: its binary entropy is all it has
-            fused = model.predict_fused(image, generator=model._eval_generator(on_device))
+            fused = model.predict_fused(image, generator=image_generators(model, batch, image))
             return fused.probability.float().cpu(), {"entropy": entropy(fused.probability).cpu()}
-        samples, condition = model._sample(image, model.hparams.num_samples, model._eval_generator(on_device))
-        many, _ = model._sample(image, k_many, model._eval_generator(on_device))
+        samples, condition = model._sample(image, model.hparams.num_samples, image_generators(model, batch, image))
+        many, _ = model._sample(image, k_many, image_generators(model, batch, image))
     prob, many, condition = samples.float().mean(1).cpu(), many.float().cpu(), condition.float().cpu()
     return prob, {"entropy": entropy(prob), f"entropy K={k_many}": entropy(many.mean(1)),
                   f"sample variance K={k_many}": many.var(1, unbiased=False),

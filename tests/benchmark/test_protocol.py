@@ -4,6 +4,7 @@ images for every (method, seed), resumable result files, an external root, deter
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from unisegdiff.benchmark import Benchmark, BenchProfile
@@ -303,3 +304,29 @@ def test_uncertainty_sources_table_statistics(tmp_path, bench_script):
     assert "| m | 0.550 | entropy | 0.900 | — | 0.650 |" in report
     sources.write(results, "tiny", 0, tmp_path, min_images=11)  # too few test images: the dataset is left out
     assert "## set" not in (tmp_path / "uncertainty_sources.md").read_text()
+
+
+def test_threshold_tuning_picks_on_validation_and_pairs_like_the_report(finished, tmp_path, bench_script):
+    """bench/threshold_tuning.py on the finished checkpoints: at 0.5 it reproduces the result files (checked inside),
+    its paired difference at 0.5 is the seed-averaged per-image difference, and the threshold comes from validation."""
+    tuning = bench_script("threshold_tuning")
+    bench, _ = finished
+    scores = {m: {s: tuning.score_model(bench, m, s) for s in (0, 1)} for m in ("unet", "staged")}
+    for m in scores:
+        for s, r in scores[m].items():
+            assert r["threshold"] in tuning.GRID and r["val_images"] > 0
+            assert set(r["test_tuned"]) == set(r["test_at_half"])
+    half = tuning.compare(scores, "staged", "test_at_half")
+    for name in DATASETS:
+        runs = {(m, s): {(i["dataset"], i["stem"]): i["dice"] for i in _load(bench.result_path(m, s))["images"] if i["dataset"] == name}
+                for m in ("unet", "staged") for s in (0, 1)}
+        keys = sorted(runs[("unet", 0)])
+        by_hand = sum((runs[("staged", 0)][k] + runs[("staged", 1)][k]) / 2 - (runs[("unet", 0)][k] + runs[("unet", 1)][k]) / 2
+                      for k in keys) / len(keys)
+        assert half[name]["mean"] == pytest.approx(by_hand, abs=1e-9) and half[name]["seeds"] == [0, 1]
+    tuning.write(scores, "tiny", tmp_path, min_images=1)
+    assert "| staged | phantom_ct (n=2) | 0, 1 |" in (tmp_path / "threshold_tuning.md").read_text()
+    flat = {("d", str(i)): np.full(len(tuning.GRID), 0.5) for i in range(3)}  # every threshold ties: keep 0.5
+    assert tuning.best_threshold(flat) == 0.5
+    peaked = {("d", "a"): np.array([1.0 if t == 0.3 else 0.0 for t in tuning.GRID])}
+    assert tuning.best_threshold(peaked) == 0.3
