@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import unisegdiff  # noqa: E402,F401  (sets OMP_WAIT_POLICY before torch loads)
-from unisegdiff.benchmark import Benchmark, BenchProfile  # noqa: E402
+from unisegdiff.benchmark import Benchmark  # noqa: E402
 from unisegdiff.benchmark.statistics import paired_difference  # noqa: E402
-from unisegdiff.benchmark.trained import check_same_dice, image_generators, load_trained  # noqa: E402
+from unisegdiff.benchmark.trained import check_same_dice, image_generators, load_trained, profile_run  # noqa: E402
 from unisegdiff.inference import inference_autocast  # noqa: E402
 from unisegdiff.io import write_json_atomic, write_text_atomic  # noqa: E402
 from unisegdiff.metrics import per_sample_metrics  # noqa: E402
@@ -128,16 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    path = Path(args.profile) if args.profile.endswith(".yaml") else ROOT / "configs" / "benchmark" / f"{args.profile}.yaml"
-    profile, name = BenchProfile.from_yaml(path), path.stem
-    out = Path(args.out) if args.out else ROOT / "reports" / ("benchmark" if name == "standard" else f"benchmark_{name}")
+    profile, name, out, work = profile_run(args.profile, ROOT, args.out)
     scores: dict = {}
     for seed in args.seeds or profile.seeds:
         reference = out / "runs" / "unet" / f"seed{seed}.json"
         if not reference.is_file():
             print(f"[threshold] seed {seed}: no U-Net result {reference}, skipped")
             continue
-        bench = Benchmark(profile, json.loads(reference.read_text())["settings"]["root"], out, ROOT / "runs" / f"benchmark_{name}", name)
+        bench = Benchmark(profile, json.loads(reference.read_text())["settings"]["root"], out, work, name)
         for method in dict.fromkeys(["unet", *args.methods]):
             scored = score_model(bench, method, seed)
             if scored is not None:

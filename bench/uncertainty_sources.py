@@ -27,11 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import unisegdiff  # noqa: E402,F401  (sets OMP_WAIT_POLICY before torch loads)
-from unisegdiff.benchmark import Benchmark, BenchProfile  # noqa: E402
+from unisegdiff.benchmark import Benchmark  # noqa: E402
 from unisegdiff.benchmark.calibration import PixelCalibration  # noqa: E402
 from unisegdiff.benchmark.statistics import paired_difference, risk_coverage  # noqa: E402
 from unisegdiff.inference import inference_autocast  # noqa: E402
-from unisegdiff.benchmark.trained import check_same_dice, image_generators, load_trained  # noqa: E402
+from unisegdiff.benchmark.trained import check_same_dice, image_generators, load_trained, profile_run  # noqa: E402
 from unisegdiff.io import write_json_atomic, write_text_atomic  # noqa: E402
 from unisegdiff.metrics import per_sample_metrics  # noqa: E402
 
@@ -158,14 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    path = Path(args.profile) if args.profile.endswith(".yaml") else ROOT / "configs" / "benchmark" / f"{args.profile}.yaml"
-    profile, name = BenchProfile.from_yaml(path), path.stem
-    out = Path(args.out) if args.out else ROOT / "reports" / ("benchmark" if name == "standard" else f"benchmark_{name}")
+    profile, name, out, work = profile_run(args.profile, ROOT, args.out)
     reference = out / "runs" / "unet" / f"seed{args.seed}.json"
     if not args.data and not reference.is_file():
         raise SystemExit(f"no {reference}: run the benchmark's U-Net of seed {args.seed} first, or give --out / --data")
     data = args.data or json.loads(reference.read_text())["settings"]["root"]
-    bench = Benchmark(profile, data, out, ROOT / "runs" / f"benchmark_{name}", name, None, {})
+    bench = Benchmark(profile, data, out, work, name, None, {})
     write(run(bench, args.seed, args.partner_seed, args.methods, args.k), name, args.seed, out, profile.min_images)
     return 0
 

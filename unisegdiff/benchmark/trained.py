@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import lightning as L
 import torch
 
+from unisegdiff.benchmark.profile import BenchProfile
 from unisegdiff.io import read_checkpoint
 from unisegdiff.recipes import instantiate_section
 
@@ -47,3 +49,13 @@ def check_same_dice(bench, method: str, seed: int, rescored: dict[tuple[str, str
 def image_generators(model, batch: dict, image: torch.Tensor):
     """The per-image sampling generators of the benchmark's scoring, on the image's device."""
     return model._eval_generator({**batch, "image": image})
+
+
+def profile_run(profile: str, root: Path, out: str | None = None):
+    """(BenchProfile, its name, its report folder, its checkpoint folder) for ``profile``, a name of configs/benchmark/
+    or a YAML file, laid out as bench/benchmark.py lays out a run (reports/benchmark for standard, else
+    reports/benchmark_<name>; runs/benchmark_<name>); ``out`` overrides the report folder."""
+    path = Path(profile) if profile.endswith(".yaml") else root / "configs" / "benchmark" / f"{profile}.yaml"
+    name = path.stem
+    report = Path(out) if out else root / "reports" / ("benchmark" if name == "standard" else f"benchmark_{name}")
+    return BenchProfile.from_yaml(path), name, report, root / "runs" / f"benchmark_{name}"
