@@ -138,7 +138,7 @@ def test_equal_steps_flag_true_when_steps_match(tmp_path):
 
 def test_readme_verdict_for_a_clear_win(report):
     text = (report[0] / "README.md").read_text()
-    assert text.startswith("# Benchmark report (profile `standard`)\n\n## Verdict\n\n- On large the staged model is better "
+    assert text.startswith("# Benchmark report (profile `standard`)\n\n## Verdict\n\n- On large the two-phase staged model is better "
                            "than the U-Net by 5.0 Dice points (95% CI ")
     assert "Wilcoxon p<0.001, 2 seeds) at UNEQUAL compute" in text
     assert "Its uncertainty AUROC is higher (better) than the U-Net's (0.860 vs 0.750) and its ECE lower (better) (0.030 vs 0.060)." in text
@@ -159,7 +159,7 @@ def test_readme_verdict_for_an_indistinguishable_difference(tmp_path):
     large = res["test"]["paired_dice"]["staged"]["datasets"]["large"]
     assert large["mean"] == pytest.approx(0.02 / 31) and large["ci_low"] < 0 < large["ci_high"]
     text = (tmp_path / "README.md").read_text()
-    assert "- On large the staged model is not distinguishable from the U-Net (+0.1 Dice points, 95% CI " in text
+    assert "- On large the two-phase staged model is not distinguishable from the U-Net (+0.1 Dice points, 95% CI " in text
 
 
 def test_csv_and_figures(report):
@@ -211,7 +211,7 @@ def test_one_seed_walltime_row_and_speed_subset(tmp_path):
     assert res["test"]["methods"]["unet"]["datasets"]["large"]["dice"]["std"] is None  # one seed: no std, not 0
     text = (tmp_path / "README.md").read_text()
     assert "**1 seed: the CIs cover image sampling only, not training noise**" in text
-    assert "- On large the U-Net trained for the staged model's wall time is not distinguishable from the U-Net (+0.0 Dice points" in text
+    assert "- On large the U-Net trained for the two-phase staged model's wall time is not distinguishable from the U-Net (+0.0 Dice points" in text
     assert "at UNEQUAL compute (the U-Net: 1100 train steps" in text and "20.0× faster per image than eps DDPM-1000" in text
 
 

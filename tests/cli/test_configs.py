@@ -12,6 +12,8 @@ from unisegdiff.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 NOT_CLI = {"sweeps", "benchmark"}  # W&B sweep files and benchmark plans are tested by their own tools
 NOT_CLI_FILES = {"registry.yaml"}  # the dataset registry is data for LesionDataModule, not a CLI config
+# overlays: configs that change a few settings of a base config and are only used after it on the command line
+OVERLAYS = {"staged_two_phase.yaml": ROOT / "configs" / "unisegdiff" / "staged.yaml"}
 CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if not NOT_CLI & set(p.parts) and p.name not in NOT_CLI_FILES)
 
 
@@ -22,8 +24,9 @@ def test_there_are_configs_for_each_half():
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(ROOT / "configs")))
 def test_config_parses_with_print_config(config, capsys):
+    base = ["--config", str(OVERLAYS[config.name])] if config.name in OVERLAYS else []
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", str(config), "--print_config"])
+        main(["fit", *base, "--config", str(config), "--print_config"])
     assert exit_info.value.code in (0, None)
     printed = yaml.safe_load(capsys.readouterr().out)
     source = yaml.safe_load(config.read_text())
@@ -95,3 +98,34 @@ def test_a_test_run_keeps_the_fit_config_and_run_record(tmp_path):
     fit_config = (root / "config.yaml").read_bytes()
     cli_main(["test", *common, "--ckpt_path", str(root / "last.ckpt")])
     assert (root / "config.yaml").read_bytes() == fit_config and (root / "test_config.yaml").is_file()
+
+
+def _printed_model(capsys, *configs: str) -> dict:
+    with pytest.raises(SystemExit):
+        main(["fit", *[a for c in configs for a in ("--config", str(ROOT / "configs" / c))], "--print_config"])
+    return yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]
+
+
+def test_staged_default_trains_end_to_end_and_the_overlay_gives_the_two_phase_plan(capsys):
+    """staged.yaml alone: one fit, the condition network trained from step 0 with the diffusion loss flowing into it,
+    one-call inference; with staged_two_phase.yaml after it: a frozen phase-1 checkpoint and the plan's calls."""
+    default = _printed_model(capsys, "unisegdiff/staged.yaml")
+    assert (default["freeze_condition"], default["denoiser_trains_condition"], default["condition_ckpt"]) == (False, True, None)
+    assert default["sampling_steps"] == [0, 0, 1]
+    two_phase = _printed_model(capsys, "unisegdiff/staged.yaml", "unisegdiff/staged_two_phase.yaml")
+    assert (two_phase["freeze_condition"], two_phase["condition_ckpt"], two_phase["sampling_steps"]) == (True, "runs/condition/last.ckpt", None)
+    assert two_phase["stages"] == default["stages"]  # one plan, read from staged.yaml
+
+
+def test_staged_default_fits_in_one_command_without_a_condition_checkpoint(tmp_path):
+    root = tmp_path / "staged"
+    main(["fit", "--config", str(ROOT / "configs/unisegdiff/staged.yaml"), "--config", str(ROOT / "configs/data/phantoms.yaml"),
+          "--trainer.default_root_dir", str(root), "--trainer.logger", "false", "--trainer.max_epochs", "1",
+          "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
+          "--model.init_args.condition_features", "[4, 8, 8, 16, 16, 4]", "--model.init_args.denoiser_channels", "[4, 8, 8, 16]",
+          "--model.init_args.num_samples", "1", "--data.init_args.phantom_samples", "6",
+          "--data.init_args.image_size", "32", "--data.init_args.datasets", "[phantom_ct]"])
+    from unisegdiff.io import read_checkpoint
+
+    state = read_checkpoint(root / "last.ckpt")
+    assert state["global_step"] >= 1 and state["hyper_parameters"]["freeze_condition"] is False

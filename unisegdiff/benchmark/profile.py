@@ -12,7 +12,10 @@ import yaml
 
 METHODS = ("unet", "staged", "eps", "unet_walltime")
 DIFFUSION_METHODS = ("staged", "eps")
-DEFAULT_RECIPES = {"unet": "unisegdiff/unet", "condition": "unisegdiff/condition", "staged": "unisegdiff/staged", "eps": "unisegdiff/eps_only"}
+# the benchmark's `staged` row is the paper's frozen two-phase plan (staged.yaml with its two-phase overlay, as a user
+# composes them on the command line); the end-to-end default of staged.yaml alone is the `joint_e2e` variant
+DEFAULT_RECIPES = {"unet": "unisegdiff/unet", "condition": "unisegdiff/condition",
+                   "staged": ["unisegdiff/staged", "unisegdiff/staged_two_phase"], "eps": "unisegdiff/eps_only"}
 
 
 @dataclass
@@ -24,9 +27,10 @@ class BenchProfile:
     and eps of one seed) and the rest on the denoiser. ``unet_walltime`` trains the U-Net for the staged
     model's measured train wall time instead. Every seed trains on the same split (``split_seed``).
 
-    ``variants`` adds methods for ablations: ``{name: {recipe: staged|eps|unet, overrides: {...},
-    phase1_fraction: f}}`` (overrides over the recipe's init_args; phase1_fraction 0 trains the condition
-    network inside phase 2 from scratch, which needs ``freeze_condition: false``).
+    ``variants`` adds methods for ablations: ``{name: {recipe: staged|eps|unet, configs: [...], overrides: {...},
+    phase1_fraction: f}}`` (``configs`` replaces the recipe's config files, e.g. ``[unisegdiff/staged]`` for the
+    shipped default alone; overrides over their init_args; phase1_fraction 0 trains the condition network inside
+    phase 2 from scratch, which needs ``freeze_condition: false``).
     """
 
     image_size: int = 128
@@ -38,7 +42,7 @@ class BenchProfile:
     methods: list[str] = field(default_factory=lambda: ["unet", "staged", "eps"])
     lr: float = 2e-3  # every model, so optimizer settings are equal too
     num_samples: int = 2  # K samples per image for the diffusion methods
-    recipes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RECIPES))
+    recipes: dict[str, str | list[str]] = field(default_factory=lambda: dict(DEFAULT_RECIPES))  # key -> config(s), merged in order
     data_recipe: str = "data/lesion2d"
     model_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> init_args over its recipe
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # ablation methods, see the class docstring
@@ -65,10 +69,13 @@ class BenchProfile:
                 or self.small_set_folds < 0:
             raise ValueError(f"benchmark profile: small_set_folds must be 0 (off) or an integer >= 2, got {self.small_set_folds!r}")
         for name, spec in self.variants.items():
-            bad = set(spec) - {"recipe", "overrides", "phase1_fraction"}
-            if name in METHODS or bad or spec.get("recipe") not in ("unet", *DIFFUSION_METHODS):
-                raise ValueError(f"benchmark profile: variant {name!r} needs a new name, a recipe among unet/staged/eps and only "
-                                 f"the keys recipe/overrides/phase1_fraction, got {spec}")
+            bad = set(spec) - {"recipe", "configs", "overrides", "phase1_fraction"}
+            configs = spec.get("configs", ["(the recipe's)"])
+            if name in METHODS or bad or spec.get("recipe") not in ("unet", *DIFFUSION_METHODS) or not isinstance(configs, list) \
+                    or not configs or not all(isinstance(c, str) and c for c in configs):
+                raise ValueError(f"benchmark profile: variant {name!r} needs a new name, a recipe among unet/staged/eps, optionally "
+                                 f"configs (a non-empty list of config names replacing the recipe's) and only the keys "
+                                 f"recipe/configs/overrides/phase1_fraction, got {spec}")
             if not 0 <= spec.get("phase1_fraction", 0.5) < 1:
                 raise ValueError(f"benchmark profile: variant {name!r} phase1_fraction must lie in [0, 1)")
         for name, spec in self.inference_variants.items():
@@ -90,6 +97,9 @@ class BenchProfile:
         missing = sorted(set(DEFAULT_RECIPES) - set(self.recipes))
         if missing:
             raise ValueError(f"benchmark profile: recipes lacks {missing}")
+        bad = {k: v for k, v in self.recipes.items() if not (isinstance(v, str) or (isinstance(v, list) and v and all(isinstance(c, str) for c in v)))}
+        if bad:
+            raise ValueError(f"benchmark profile: recipes maps a key to a config name or a list of them (merged in order), got {bad}")
         if self.deterministic:
             self.precision = "32-true"
 
@@ -100,6 +110,16 @@ class BenchProfile:
     @property
     def phase2_steps(self) -> int:
         return self.budget_steps - self.phase1_steps
+
+    def recipe_files(self, key: str) -> list[str]:
+        """The config(s) of a recipe key, in the order they are merged (as several ``--config`` on the command line)."""
+        value = self.recipes[key]
+        return [value] if isinstance(value, str) else list(value)
+
+    def configs_of(self, method: str) -> list[str]:
+        """The config(s) a method's model is composed from: a variant's own ``configs``, else its recipe's."""
+        spec = self.variants.get(method, {})
+        return list(spec["configs"]) if "configs" in spec else self.recipe_files(self.recipe_of(method))
 
     def recipe_of(self, method: str) -> str:
         """The recipe key (unet / staged / eps) a method is built from."""

@@ -16,6 +16,7 @@ import lightning as L
 import torch
 
 from unisegdiff.benchmark.calibration import PixelCalibration
+from unisegdiff.benchmark.fingerprint import comparable_settings
 from unisegdiff.benchmark.profile import DIFFUSION_METHODS, BenchProfile
 from unisegdiff.benchmark.runs import evaluate_images, per_dataset_subset, train
 from unisegdiff.callbacks import run_record
@@ -58,7 +59,7 @@ class Benchmark:
             if self.profile.recipe_of(method) not in DIFFUSION_METHODS:
                 continue
             args = self.model_section(method)["init_args"]
-            stages = args.get("stages") or compose_section([self.profile.recipes["staged"]], "model")["init_args"]["stages"]
+            stages = args.get("stages") or compose_section(self.profile.recipe_files("staged"), "model")["init_args"]["stages"]
             plan = StagePlan(stages, args.get("num_timesteps", 1000))
             for name, spec in self.inference_variants_of(method).items():
                 k = spec.get("num_samples", 1)
@@ -97,7 +98,7 @@ class Benchmark:
         overrides: dict[str, Any] = {"lr": p.lr, **p.overrides_of(method)}
         if recipe in DIFFUSION_METHODS:
             overrides = {"num_samples": p.num_samples, "condition_ckpt": condition_ckpt, **overrides}
-        return compose_section([p.recipes[recipe]], "model", overrides)
+        return compose_section(p.configs_of(method), "model", overrides)
 
     def settings(self, method: str) -> dict[str, Any]:
         """What a result file depends on: a rerun with other settings must not reuse it."""
@@ -115,6 +116,7 @@ class Benchmark:
         if recipe in DIFFUSION_METHODS:
             p["phase1_fraction"] = self.profile.phase1_steps_of(method) / self.profile.budget_steps
         p["recipes"] = {k: v for k, v in p["recipes"].items() if k == recipe or (k == "condition" and recipe in DIFFUSION_METHODS)}
+        p["recipes"][recipe] = self.profile.configs_of(method)  # the files this method's model was composed from
         if recipe not in DIFFUSION_METHODS:
             p.pop("phase1_fraction"), p.pop("num_samples"), p.pop("inference_variants")
         else:  # only the variants scored on this method (a guided variant for the dropout models leaves the others valid)
@@ -124,7 +126,7 @@ class Benchmark:
         # the recipes' contents, not only their names: editing configs/data/*.yaml or the condition recipe invalidates
         contents = {"data": compose_section([self.profile.data_recipe], "data")}
         if recipe in DIFFUSION_METHODS:
-            contents["condition"] = compose_section([self.profile.recipes["condition"]], "model")
+            contents["condition"] = compose_section(self.profile.recipe_files("condition"), "model")
         return {"profile": p, "model": model, "root": self.root, "datasets": self.datasets, "recipe_contents": contents,
                 "external": {k: [v[0], v[1]] for k, v in sorted(self.external.items())}}
 
@@ -136,8 +138,10 @@ class Benchmark:
         path = self.result_path(method, seed)
         if not path.is_file():
             return False
-        stored = json.loads(path.read_text()).get("settings")
-        current = json.loads(json.dumps(self.settings(method)))
+        # compared as what the run trained with: reorganizing configs/ (a default spelled out, a recipe split into an
+        # overlay) keeps a file valid as long as the composed model, data and budget are the same
+        stored = comparable_settings(json.loads(path.read_text()).get("settings"))
+        current = comparable_settings(self.settings(method))
         if "recipe_contents" not in stored:  # written before recipe contents were recorded (session of 2026-11-23)
             current.pop("recipe_contents")
             print(f"[benchmark] {path}: no recipe contents recorded; assuming configs/ unchanged since its commit "
@@ -209,7 +213,7 @@ class Benchmark:
         ckpt_dir = self.work / "condition" / (f"seed{seed}_steps{steps}" + ("" if fold is None else f"_cv{fold}"))
         stamp = ckpt_dir / "phase1.json"
         wanted = {"steps": steps, "settings": self.settings("unet"),
-                  "condition": compose_section([self.profile.recipes["condition"]], "model", {"lr": self.profile.lr})}
+                  "condition": compose_section(self.profile.recipe_files("condition"), "model", {"lr": self.profile.lr})}
         if split_overrides:
             wanted["split_overrides"] = split_overrides
         if stamp.is_file() and (ckpt_dir / "last.ckpt").is_file():

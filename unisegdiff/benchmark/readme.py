@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-NAMES = {"unet": "the U-Net", "staged": "the staged model", "eps": "the eps-diffusion model",
-         "unet_walltime": "the U-Net trained for the staged model's wall time"}
+# `staged` is the paper's frozen two-phase plan (staged.yaml + staged_two_phase.yaml); staged.yaml's end-to-end
+# default is the standard profile's `joint_e2e` variant, named by its key like every variant
+NAMES = {"unet": "the U-Net", "staged": "the two-phase staged model", "eps": "the eps-diffusion model",
+         "unet_walltime": "the U-Net trained for the two-phase staged model's wall time"}
 
 STATISTICS = (
     "Each score is first averaged over the test images of a dataset per seed; the tables give the mean ± sample std "

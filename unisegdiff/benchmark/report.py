@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from unisegdiff.benchmark import figures
+from unisegdiff.benchmark.fingerprint import comparable_settings
 from unisegdiff.benchmark.readme import render_readme
 from unisegdiff.benchmark.statistics import macro_over, paired_difference, risk_coverage, seed_summary
 from unisegdiff.io import write_json_atomic, write_text_atomic
@@ -296,7 +297,8 @@ def build_results(runs: Runs, origin: dict, profile_name: str, reference: str = 
         "methods": {m: list(seeds) for m, seeds in runs.items()}, "test": test, "cost": cost, "equal_train_steps": equal,
         "speed_subset": _speed(runs), "reliability": _reliability(runs, origin), "run_record": _run_record(first, runs, reference),
         "settings": {m: next(iter(seeds.values())).get("settings") for m, seeds in runs.items()},
-        "settings_differ_across_seeds": [m for m, s in runs.items() if len({json.dumps(d.get("settings"), sort_keys=True) for d in s.values()}) > 1],
+        "settings_differ_across_seeds": [m for m, s in runs.items() if len({json.dumps(comparable_settings(d["settings"]) if d.get("settings") else None, sort_keys=True)
+                                                                        for d in s.values()}) > 1],
         "external": {name: _section(*_tables(runs, origin, name), reference, compare, min_images, n_resamples)[0] for name in externals},
     }
     if any("cross_validation" in d for seeds in runs.values() for d in seeds.values()):  # the small sets, k-fold (GPU profile)

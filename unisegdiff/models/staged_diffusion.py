@@ -1,6 +1,6 @@
 """Staged conditional diffusion segmenter (UniSegDiff-style): the prediction target changes by
 timestep stage, as given by a :class:`StagePlan`; the denoiser is conditioned on the features of
-a pre-trained condition network.
+a condition network, pre-trained and frozen (the paper's two-phase plan) or trained with it (the shipped default).
 
 Default plan (configs/unisegdiff/staged.yaml, our design): at high noise [600, 1000) x_t says
 almost nothing about the mask, so an eps target is nearly unlearnable and the model learns to

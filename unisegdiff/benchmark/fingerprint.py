@@ -1,0 +1,33 @@
+"""What a benchmark run trained with, in one spelling: the key a result file is reused or refused by.
+Recipe names and profile overrides are dropped (the composed model section holds them) and every omitted model argument takes its default."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from typing import Any
+
+
+def model_with_defaults(section: dict[str, Any]) -> dict[str, Any]:
+    """``{class_path, init_args}`` with every argument the recipe left out set to the class's default, so two
+    configs that build the same model (one spelling a default out, one omitting it) compare equal."""
+    module, _, name = section["class_path"].rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    args = dict(section.get("init_args") or {})
+    for param in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+        if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY) and param.default is not param.empty:
+            args.setdefault(param.name, param.default)
+    return json.loads(json.dumps({"class_path": section["class_path"], "init_args": args}))
+
+
+def comparable_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """A result file's ``settings`` reduced to what determines the run: the profile without ``recipes`` (names of
+    config files) and ``model_overrides`` (both already composed into ``model``), the model with its defaults."""
+    s = json.loads(json.dumps(settings))
+    profile = s.get("profile") or {}
+    profile.pop("recipes", None)
+    profile.pop("model_overrides", None)
+    if s.get("model"):
+        s["model"] = model_with_defaults(s["model"])
+    return s
