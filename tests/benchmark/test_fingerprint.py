@@ -29,6 +29,11 @@ def test_recipe_names_and_overrides_do_not_count_the_composed_model_does():
                          "model_overrides": {"freeze_condition": True}},
              "model": {"class_path": STAGED, "init_args": {"freeze_condition": True, "condition_loss_weight": 1.0}}}
     assert comparable_settings(base) == comparable_settings(split)
+    other_condition = {**base, "profile": {**base["profile"], "recipes": {"condition": "my/condition"}}}
+    assert comparable_settings(base | {"profile": {**base["profile"], "recipes": {"condition": "unisegdiff/condition"}}}) \
+        != comparable_settings(other_condition)  # the condition recipe's name still counts
+    renamed = {**base, "model": {"class_path": "unisegdiff.models.NoLongerThere", "init_args": {}}}
+    assert comparable_settings(renamed)["model"] == renamed["model"]  # no ImportError: compared as stored
     assert comparable_settings(base) != comparable_settings({**base, "profile": {**base["profile"], "budget_steps": 20}})
 
 

@@ -212,7 +212,7 @@ def test_one_seed_walltime_row_and_speed_subset(tmp_path):
     text = (tmp_path / "README.md").read_text()
     assert "**1 seed: the CIs cover image sampling only, not training noise**" in text
     assert "- On large the U-Net trained for the two-phase staged model's wall time is not distinguishable from the U-Net (+0.0 Dice points" in text
-    assert "at UNEQUAL compute (the U-Net: 1100 train steps" in text and "20.0× faster per image than eps DDPM-1000" in text
+    assert "at UNEQUAL compute (the U-Net: 1100 train steps" in text and "The two-phase staged model is 20.0× faster per image than eps DDPM-1000" in text
 
 
 def test_runs_on_another_cpu_than_the_reference_of_their_seed_are_flagged(tmp_path):

@@ -13,7 +13,10 @@ def model_with_defaults(section: dict[str, Any]) -> dict[str, Any]:
     """``{class_path, init_args}`` with every argument the recipe left out set to the class's default, so two
     configs that build the same model (one spelling a default out, one omitting it) compare equal."""
     module, _, name = section["class_path"].rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):  # a class renamed since: compared as stored (it then differs, with the clear error)
+        return json.loads(json.dumps(section))
     args = dict(section.get("init_args") or {})
     for param in list(inspect.signature(cls.__init__).parameters.values())[1:]:
         if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY) and param.default is not param.empty:
@@ -26,7 +29,9 @@ def comparable_settings(settings: dict[str, Any]) -> dict[str, Any]:
     config files) and ``model_overrides`` (both already composed into ``model``), the model with its defaults."""
     s = json.loads(json.dumps(settings))
     profile = s.get("profile") or {}
-    profile.pop("recipes", None)
+    # the method's own recipe names go (its composed model holds them); the condition recipe's name stays, the only
+    # record of it in files written before recipe contents were recorded
+    profile["recipes"] = {k: v for k, v in (profile.get("recipes") or {}).items() if k == "condition"}
     profile.pop("model_overrides", None)
     if s.get("model"):
         s["model"] = model_with_defaults(s["model"])

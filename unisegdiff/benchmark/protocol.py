@@ -218,7 +218,8 @@ class Benchmark:
             wanted["split_overrides"] = split_overrides
         if stamp.is_file() and (ckpt_dir / "last.ckpt").is_file():
             stored = json.loads(stamp.read_text())
-            if stored["wanted"] == json.loads(json.dumps(wanted)):
+            if {**stored["wanted"], "settings": comparable_settings(stored["wanted"]["settings"])} == \
+                    {**json.loads(json.dumps(wanted)), "settings": comparable_settings(wanted["settings"])}:
                 return str(ckpt_dir / "last.ckpt"), stored["train"]
         stamp.unlink(missing_ok=True)  # an interrupted retrain must never leave its checkpoint beside an older stamp
         L.seed_everything(seed, workers=True)  # weights initialized from the seed, not from whatever ran before

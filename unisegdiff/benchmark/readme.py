@@ -204,7 +204,7 @@ def render_readme(results: dict, figure_names: list[str]) -> str:
                 for label, e in speed["entries"].items()]
         lines += ["### Speed on a fixed subset (first seed)", "", *_table(["run", "images", "s/image", "calls per sample", "Dice"], rows), ""]
         if speed["staged_speedup_vs_eps_ddpm1000"]:
-            lines += [f"The staged model is {speed['staged_speedup_vs_eps_ddpm1000']:.1f}× faster per image than eps DDPM-1000.", ""]
+            lines += [f"The two-phase staged model is {speed['staged_speedup_vs_eps_ddpm1000']:.1f}× faster per image than eps DDPM-1000.", ""]
     cv = results.get("cross_validation")
     if cv:
         k = "/".join(map(str, cv["folds"]))
