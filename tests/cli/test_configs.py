@@ -53,16 +53,19 @@ def test_unknown_model_class_is_a_clear_error(capsys):
     assert "NoSuchModel" in capsys.readouterr().err
 
 
+def _tiny_fit(config: str, root: Path, *model_args: str) -> None:
+    """One epoch of at most 2 batches of ``config`` on 6 phantom images of 32x32, checkpointing into ``root``."""
+    main(["fit", "--config", str(ROOT / "configs" / config), "--config", str(ROOT / "configs/data/phantoms.yaml"),
+          "--trainer.default_root_dir", str(root), "--trainer.logger", "false", "--trainer.max_epochs", "1",
+          "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
+          *model_args, "--data.init_args.phantom_samples", "6", "--data.init_args.image_size", "32",
+          "--data.init_args.datasets", "[phantom_ct]"])
+
+
 def test_stage_configs_share_the_fit_defaults_and_checkpoint_into_their_root_dir(tmp_path):
     """configs/trainer/fit_defaults.yaml gives every 2D stage its callbacks; StageCheckpoint writes into default_root_dir."""
-    from unisegdiff.cli import main as cli_main
-
     root = tmp_path / "stage"
-    cli_main(["fit", "--config", str(ROOT / "configs/unisegdiff/condition.yaml"), "--config", str(ROOT / "configs/data/phantoms.yaml"),
-              "--trainer.default_root_dir", str(root), "--trainer.logger", "false", "--trainer.max_epochs", "1",
-              "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
-              "--model.init_args.features", "[4, 8, 8, 16, 16, 4]", "--data.init_args.phantom_samples", "6",
-              "--data.init_args.image_size", "32", "--data.init_args.datasets", "[phantom_ct]"])
+    _tiny_fit("unisegdiff/condition.yaml", root, "--model.init_args.features", "[4, 8, 8, 16, 16, 4]")
     assert (root / "last.ckpt").is_file() and (root / "best.ckpt").is_file() and (root / "run_record.json").is_file()
     pasted = [p.name for p in (ROOT / "configs" / "unisegdiff").glob("*.yaml") if "StageCheckpoint" in p.read_text() or "ModelCheckpoint" in p.read_text()]
     assert sorted(pasted) == ["demo.yaml", "demo_condition.yaml"]  # only the demo keeps its own (shorter) figure interval
@@ -119,12 +122,8 @@ def test_staged_default_trains_end_to_end_and_the_overlay_gives_the_two_phase_pl
 
 def test_staged_default_fits_in_one_command_without_a_condition_checkpoint(tmp_path):
     root = tmp_path / "staged"
-    main(["fit", "--config", str(ROOT / "configs/unisegdiff/staged.yaml"), "--config", str(ROOT / "configs/data/phantoms.yaml"),
-          "--trainer.default_root_dir", str(root), "--trainer.logger", "false", "--trainer.max_epochs", "1",
-          "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
-          "--model.init_args.condition_features", "[4, 8, 8, 16, 16, 4]", "--model.init_args.denoiser_channels", "[4, 8, 8, 16]",
-          "--model.init_args.num_samples", "1", "--data.init_args.phantom_samples", "6",
-          "--data.init_args.image_size", "32", "--data.init_args.datasets", "[phantom_ct]"])
+    _tiny_fit("unisegdiff/staged.yaml", root, "--model.init_args.condition_features", "[4, 8, 8, 16, 16, 4]",
+              "--model.init_args.denoiser_channels", "[4, 8, 8, 16]", "--model.init_args.num_samples", "1")
     from unisegdiff.io import read_checkpoint
 
     state = read_checkpoint(root / "last.ckpt")

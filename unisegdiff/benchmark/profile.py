@@ -18,6 +18,11 @@ DEFAULT_RECIPES = {"unet": "unisegdiff/unet", "condition": "unisegdiff/condition
                    "staged": ["unisegdiff/staged", "unisegdiff/staged_two_phase"], "eps": "unisegdiff/eps_only"}
 
 
+def _config_list(value: Any) -> bool:
+    """A non-empty list of config names: what a recipe key or a variant's ``configs`` holds."""
+    return isinstance(value, list) and bool(value) and all(isinstance(c, str) and c for c in value)
+
+
 @dataclass
 class BenchProfile:
     """One comparison at equal compute.
@@ -70,9 +75,8 @@ class BenchProfile:
             raise ValueError(f"benchmark profile: small_set_folds must be 0 (off) or an integer >= 2, got {self.small_set_folds!r}")
         for name, spec in self.variants.items():
             bad = set(spec) - {"recipe", "configs", "overrides", "phase1_fraction"}
-            configs = spec.get("configs", ["(the recipe's)"])
-            if name in METHODS or bad or spec.get("recipe") not in ("unet", *DIFFUSION_METHODS) or not isinstance(configs, list) \
-                    or not configs or not all(isinstance(c, str) and c for c in configs):
+            if name in METHODS or bad or spec.get("recipe") not in ("unet", *DIFFUSION_METHODS) \
+                    or ("configs" in spec and not _config_list(spec["configs"])):
                 raise ValueError(f"benchmark profile: variant {name!r} needs a new name, a recipe among unet/staged/eps, optionally "
                                  f"configs (a non-empty list of config names replacing the recipe's) and only the keys "
                                  f"recipe/configs/overrides/phase1_fraction, got {spec}")
@@ -97,7 +101,7 @@ class BenchProfile:
         missing = sorted(set(DEFAULT_RECIPES) - set(self.recipes))
         if missing:
             raise ValueError(f"benchmark profile: recipes lacks {missing}")
-        bad = {k: v for k, v in self.recipes.items() if not (isinstance(v, str) or (isinstance(v, list) and v and all(isinstance(c, str) for c in v)))}
+        bad = {k: v for k, v in self.recipes.items() if not _config_list([v] if isinstance(v, str) else v)}
         if bad:
             raise ValueError(f"benchmark profile: recipes maps a key to a config name or a list of them (merged in order), got {bad}")
         if self.deterministic:
