@@ -1,5 +1,6 @@
 """Bench profiles of the anatomy half, read from the YAML files in configs/benchmark/anatomy/ (recipes are data).
-One reader for every anatomy bench: a named profile or a YAML file of one profile's keys, checked against its key set."""
+One reader for every anatomy bench: a named profile or a YAML file of one profile's keys, checked against its key set.
+A top-level name starting with ``_`` is a shared block (a YAML anchor merged into profiles with ``<<:``), not a profile."""
 
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ def load_profile(name: str, path: Path, required: set[str] | frozenset[str], opt
         profiles = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         raise SystemExit(f"--profile: {path} is not valid YAML ({error})") from error
-    names = sorted(profiles) if isinstance(profiles, dict) else []
-    p = profiles if name is None else profiles.get(name) if isinstance(profiles, dict) else None
+    names = _profiles(profiles)
+    p = profiles if name is None else profiles.get(name) if isinstance(profiles, dict) and name in names else None
     if not isinstance(p, dict):
         if name is None:
             raise SystemExit(f"--profile {path}: expected a mapping of one profile's keys, got {type(profiles).__name__}")
@@ -43,4 +44,9 @@ def profile_names(path: Path) -> list[str]:
         profiles = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as error:
         raise SystemExit(f"--profile: cannot read the profiles of {path} ({error})") from error
-    return sorted(profiles) if isinstance(profiles, dict) else []
+    return _profiles(profiles)
+
+
+def _profiles(profiles) -> list[str]:
+    """The profile names of a loaded profiles file: its top-level names, less the ``_`` shared blocks."""
+    return sorted(k for k in profiles if not str(k).startswith("_")) if isinstance(profiles, dict) else []

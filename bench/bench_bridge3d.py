@@ -30,16 +30,23 @@ from anatomy_pretrain.bridge import export_encoder  # noqa: E402
 from anatomy_pretrain.tiny import quiet_trainer, save_module_checkpoint  # noqa: E402
 from anatomy_pretrain.volume_data import VolumeDataModule  # noqa: E402
 from unisegdiff.benchmark.calibration import PixelCalibration  # noqa: E402
+from unisegdiff.benchmark.fingerprint import model_with_defaults  # noqa: E402
 from unisegdiff.benchmark.statistics import paired_difference, seed_summary  # noqa: E402
 from unisegdiff.io import write_json_atomic, write_text_atomic  # noqa: E402
 from unisegdiff.metrics import per_sample_metrics  # noqa: E402
-from unisegdiff.models import DeterministicSegmenter, StagedDiffusionSegmenter  # noqa: E402
+from unisegdiff.models import DeterministicSegmenter  # noqa: E402
+from unisegdiff.recipes import compose_section, instantiate_section  # noqa: E402
 
 PROFILES = ROOT / "configs" / "benchmark" / "anatomy" / "bridge3d.yaml"
 HIPPO = ROOT.parent / "shared" / "data" / "volumes" / "hippocampus_mri_msd"
 KEYS = {"cases", "folds", "fold", "seeds", "features", "denoiser_channels", "patch", "sw_overlap", "batch_size", "samples_per_volume",
-        "queue_length", "steps", "lr", "num_samples", "coord_steps", "pretrain_steps", "pretrain_max_timestep", "pretrain_target"}
-LEGACY_SETTINGS = {"pretrain_max_timestep": 600, "pretrain_target": "eps"}
+        "queue_length", "steps", "lr", "num_samples", "coord_steps", "pretrain_steps", "pretrain_max_timestep", "pretrain_target",
+        "recipes", "model_overrides"}
+# what files written before these were profile keys were made with (the models then built in code: the same arguments,
+# tests/anatomy_pretrain/test_bench_bridge3d.py checks that these recipes still compose to them)
+LEGACY_SETTINGS = {"pretrain_max_timestep": 600, "pretrain_target": "eps",
+                   "recipes": {"unet": ["unisegdiff/unet"], "staged": ["unisegdiff/staged"]},
+                   "model_overrides": {"staged": {"denoiser_trains_condition": False}}}
 ARMS = {  # name -> (segmenter, encoder pretrained)
     "unet": ("unet", False),
     "unet + pretrained encoder": ("unet", True),
@@ -100,19 +107,37 @@ def pretrained_encoder(p: dict, root: Path, work: Path, reuse: bool) -> tuple[Pa
     return encoder, {"coordinates_r": coords["distance_r_mean"], "pretrain_sec_per_step": timing["diffusion + anatomy guidance"]}
 
 
+def model_section(p: dict, kind: str, checkpoint: str | None = None) -> dict:
+    """``{class_path, init_args}`` of an arm's model: the profile's recipes for ``kind`` (unet | staged), its
+    model_overrides over them, then the profile's sizes (3D, 1 channel, channels, K, lr) and ``checkpoint`` (the
+    U-Net's pretrained encoder, the staged model's condition network start)."""
+    recipes = p["recipes"].get(kind)
+    if not recipes:
+        raise SystemExit(f"bridge3d profile: recipes has no {kind!r} entry (a list of configs/ recipe names)")
+    sizes = {"spatial_dims": 3, "in_channels": 1, "lr": p["lr"]}
+    if kind == "unet":
+        sizes |= {"features": list(p["features"]), "encoder_ckpt": checkpoint}
+    else:
+        sizes |= {"condition_features": list(p["features"]), "denoiser_channels": list(p["denoiser_channels"]),
+                  "num_samples": p["num_samples"], "condition_ckpt": checkpoint}
+    return compose_section(list(recipes), "model", {**(p.get("model_overrides") or {}).get(kind, {}), **sizes})
+
+
+def model_fingerprint(p: dict, kind: str, pretrained: bool) -> dict:
+    """What an arm's model is, every default filled in and the checkpoint path reduced to whether there is one: the key
+    a stored result file is reused by."""
+    return model_with_defaults(model_section(p, kind, "<pretrained encoder>" if pretrained else None))
+
+
 def make_model(p: dict, kind: str, encoder: Path | None, work: Path) -> L.LightningModule:
     if kind == "unet":
-        return DeterministicSegmenter(spatial_dims=3, in_channels=1, features=tuple(p["features"]), lr=p["lr"],
-                                      encoder_ckpt=str(encoder) if encoder else None)
+        return instantiate_section(model_section(p, kind, str(encoder) if encoder else None), L.LightningModule)
     condition = None
     if encoder:  # the condition network starts from the pretrained encoder (its decoder fresh), then trains in the budget
         init = DeterministicSegmenter(spatial_dims=3, in_channels=1, features=tuple(p["features"]), encoder_ckpt=str(encoder))
         init.load_encoder_weights()
         condition = str(save_module_checkpoint(init, work / "condition_init.ckpt"))
-    return StagedDiffusionSegmenter(spatial_dims=3, in_channels=1, condition_features=tuple(p["features"]),
-                                    denoiser_channels=tuple(p["denoiser_channels"]), condition_ckpt=condition, freeze_condition=False,
-                                    denoiser_trains_condition=False, condition_loss_weight=1.0, sampling_steps=[0, 0, 1],
-                                    num_samples=p["num_samples"], lr=p["lr"])
+    return instantiate_section(model_section(p, kind, condition), L.LightningModule)
 
 
 @torch.inference_mode()
@@ -149,6 +174,7 @@ def run_arm(arm: str, seed: int, p: dict, root: Path, work: Path, encoder: Path 
     quiet_trainer(max_steps=p["steps"], limit_val_batches=0, num_sanity_val_steps=0).fit(model, data)
     seconds = time.time() - start
     result = {"arm": arm, "seed": seed, "steps": p["steps"], "train_seconds": seconds, "settings": p,
+              "model": model_fingerprint(p, kind, pretrained),
               "calls_per_sample": getattr(model, "network_calls", 1), **evaluate(model, data, p, seed)}
     write_json_atomic(result, path)
     return result
@@ -228,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
                 stored = json.loads(path.read_text())
                 # files written before the pretraining recipe was a profile key: it was fixed at these values
                 stored["settings"] = {**LEGACY_SETTINGS, **stored["settings"]}
-                if stored["settings"] != settings:
+                model = model_fingerprint(p, *ARMS[arm])
+                if stored["settings"] != settings or stored.get("model", model) != model:
                     raise SystemExit(f"{path} was made with other settings; delete it or use another --out")
                 results.setdefault(arm, {})[seed] = stored
                 continue

@@ -12,12 +12,18 @@ from anatomy_pretrain.pretrainer import AnatomyGuidedDiffusionPretrainer
 from anatomy_pretrain.tiny import TINY_FEATURES, save_module_checkpoint
 
 
+def profiles_of(bench) -> list[str]:
+    from anatomy_pretrain.profiles import profile_names
+    return profile_names(bench.PROFILES)
+
+
 
 def test_pretrained_arms_start_from_the_exported_encoder(tmp_path, bench_script):
     bench = bench_script("bench_bridge3d")
     pre = AnatomyGuidedDiffusionPretrainer(features=TINY_FEATURES, guidance="input")
     encoder = export_encoder(save_module_checkpoint(pre, tmp_path / "pre.ckpt"), tmp_path / "encoder.pt")
-    p = {"features": list(TINY_FEATURES), "denoiser_channels": [4, 8, 8, 16], "lr": 1e-3, "num_samples": 2}
+    p = {"features": list(TINY_FEATURES), "denoiser_channels": [4, 8, 8, 16], "lr": 1e-3, "num_samples": 2,
+         **{k: bench.LEGACY_SETTINGS[k] for k in ("recipes", "model_overrides")}}
     name = "down_3.convs.conv_0.conv.weight"
     unet = bench.make_model(p, "unet", encoder, tmp_path)
     unet.load_encoder_weights()  # what setup() does when a fit starts
@@ -57,8 +63,12 @@ def test_bridge_smoke_on_real_hippocampus(shared_data, tmp_path, bench_script):
 
 def test_bridge_profiles_carry_the_pretraining_recipe(tmp_path, bench_script):
     bench = bench_script("bench_bridge3d")
+    assert profiles_of(bench) == ["cpu", "gpu", "smoke"]  # the shared _models block is not a profile
+    with pytest.raises(SystemExit, match="not a profile"):
+        bench.load_profile("_models")
     for name in ("smoke", "cpu", "gpu"):
         p = bench.load_profile(name)
+        assert p["recipes"]["staged"] == ["unisegdiff/staged"] and p["model_overrides"]["staged"] == {"denoiser_trains_condition": False}
         assert p["pretrain_target"] in ("x0", "eps", "v") and 0 < p["pretrain_max_timestep"] <= 1000 and isinstance(p["seeds"], tuple)
     bad = tmp_path / "bad.yaml"
     bad.write_text("cases: 10\n")
@@ -66,3 +76,45 @@ def test_bridge_profiles_carry_the_pretraining_recipe(tmp_path, bench_script):
         bench.load_profile(str(bad))
     with pytest.raises(SystemExit, match="not a profile"):
         bench.load_profile("huge")
+
+
+def test_recipes_still_build_what_the_committed_runs_trained(bench_script, tmp_path):
+    """The committed cpu result files were trained by models built in code with these arguments; the profile's recipes
+    must build the same models (same hyper-parameters, the stage plan included), else a rerun would silently mix two
+    models under one arm name."""
+    from unisegdiff.models import DeterministicSegmenter, StagedDiffusionSegmenter
+
+    bench = bench_script("bench_bridge3d")
+    p = bench.load_profile("cpu")
+    assert {k: p[k] for k in ("recipes", "model_overrides")} == {k: bench.LEGACY_SETTINGS[k] for k in ("recipes", "model_overrides")}
+    sizes = {"spatial_dims": 3, "in_channels": 1, "lr": p["lr"]}
+    legacy = {
+        "unet": DeterministicSegmenter(**sizes, features=tuple(p["features"])),
+        "staged": StagedDiffusionSegmenter(**sizes, condition_features=tuple(p["features"]), denoiser_channels=tuple(p["denoiser_channels"]),
+                                           freeze_condition=False, denoiser_trains_condition=False, condition_loss_weight=1.0,
+                                           sampling_steps=[0, 0, 1], num_samples=p["num_samples"]),
+    }
+    plain = lambda hp: json.loads(json.dumps(dict(hp)))  # noqa: E731
+    for kind, model in legacy.items():
+        built = bench.make_model(p, kind, None, tmp_path)
+        assert type(built) is type(model)
+        assert plain(built.hparams) == plain(model.hparams), (
+            f"configs changed what the committed bridge3d {kind} runs trained with: rerun them or record the old recipe")
+    fingerprint = bench.model_fingerprint(p, "staged", pretrained=False)["init_args"]
+    assert fingerprint["condition_ckpt"] is None and fingerprint["spatial_dims"] == 3
+    assert bench.model_fingerprint(p, "unet", pretrained=True)["init_args"]["encoder_ckpt"] == "<pretrained encoder>"
+
+
+def test_runs_of_another_model_are_refused(tmp_path, bench_script, shared_data):
+    """A stored result whose model differs from what the profile builds now is refused, not mixed into the report."""
+    bench = bench_script("bench_bridge3d")
+    root = shared_data / "volumes" / "hippocampus_mri_msd"
+    if not (root / "images").is_dir():
+        pytest.skip(f"MSD hippocampus volumes not found in {root}")
+    p = bench.load_profile("smoke")
+    stale = {"settings": json.loads(json.dumps(p)), "model": {"class_path": "unisegdiff.models.DeterministicSegmenter", "init_args": {}}}
+    path = tmp_path / "out" / "bridge3d_runs" / "smoke" / "unet" / "seed0.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(stale))
+    with pytest.raises(SystemExit, match="other settings"):
+        bench.main(["--profile", "smoke", "--data", str(root), "--out", str(tmp_path / "out"), "--work", str(tmp_path / "w"), "--arms", "unet"])
