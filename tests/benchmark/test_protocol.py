@@ -156,6 +156,24 @@ def test_inference_variants_and_overrides_are_checked_before_training(tmp_path):
         BenchProfile(model_overrides={"stagd": {"lr": 0.1}})
 
 
+def test_inference_variants_are_checked_against_the_methods_own_plan(tmp_path):
+    """A variant whose configs set no stages samples with the class's default plan (three stages), whatever the profile's
+    staged recipe says: a one-call variant fits it, and does not fit a one-stage recipe."""
+    one_stage = tmp_path / "one_stage.yaml"
+    one_stage.write_text("model:\n  class_path: unisegdiff.models.StagedDiffusionSegmenter\n  init_args:\n    stages:\n"
+                         "      - {name: eps, start: 0, end: 1000, target: eps, loss: {mse: 1.0}, weight: 1.0, steps: 10}\n")
+    no_stages = tmp_path / "no_stages.yaml"
+    no_stages.write_text("model:\n  class_path: unisegdiff.models.StagedDiffusionSegmenter\n  init_args: {num_samples: 2}\n")
+    recipes = {**BenchProfile().recipes, "staged": [str(one_stage)]}
+    one_call = {"one_call": {"sampling_steps": [0, 0, 1]}}
+    variants = {"shipped_plan": {"recipe": "staged", "configs": [str(no_stages)]}}
+    fits = BenchProfile(seeds=[0], methods=["shipped_plan"], recipes=recipes, variants=variants, inference_variants=one_call, **TINY)
+    Benchmark(fits, None, tmp_path / "o", tmp_path / "w", "x", ["phantom_ct"])  # checked at construction: no error
+    misfit = BenchProfile(seeds=[0], methods=["staged"], recipes=recipes, inference_variants=one_call, **TINY)
+    with pytest.raises(ValueError, match="inference variant 'one_call' does not fit method 'staged'"):
+        Benchmark(misfit, None, tmp_path / "o", tmp_path / "w", "x", ["phantom_ct"])
+
+
 def test_guided_inference_variants_apply_to_the_methods_they_name(tmp_path):
     variants = {"cdrop": {"recipe": "staged", "phase1_fraction": 0.0,
                           "overrides": {"freeze_condition": False, "denoiser_trains_condition": False, "denoiser_image": True,

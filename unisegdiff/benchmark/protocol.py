@@ -21,7 +21,7 @@ from unisegdiff.benchmark.profile import DIFFUSION_METHODS, BenchProfile
 from unisegdiff.benchmark.runs import evaluate_images, per_dataset_subset, train
 from unisegdiff.callbacks import run_record
 from unisegdiff.data import load_registry
-from unisegdiff.diffusion import StagedScheduler, StagePlan
+from unisegdiff.diffusion import StagedScheduler
 from unisegdiff.inference import check_anchor_weight, inference_autocast
 from unisegdiff.io import read_checkpoint, write_json_atomic
 from unisegdiff.models import StagedDiffusionSegmenter
@@ -58,9 +58,8 @@ class Benchmark:
         for method in self.profile.methods:
             if self.profile.recipe_of(method) not in DIFFUSION_METHODS:
                 continue
-            args = self.model_section(method)["init_args"]
-            stages = args.get("stages") or compose_section(self.profile.recipe_files("staged"), "model")["init_args"]["stages"]
-            plan = StagePlan(stages, args.get("num_timesteps", 1000))
+            args = self.model_section(method)["init_args"]  # the method's own configs and overrides
+            plan = StagedDiffusionSegmenter.stage_plan(args.get("stages"), args.get("num_timesteps", 1000), args.get("stage_boundaries"))
             for name, spec in self.inference_variants_of(method).items():
                 k = spec.get("num_samples", 1)
                 try:

@@ -123,8 +123,6 @@ class StagedDiffusionSegmenter(SegmentationModule):
         self_condition: float = 0.0,
     ):
         super().__init__(lr=lr, weight_decay=weight_decay, max_lr_epochs=max_lr_epochs)
-        if stages is None:
-            stages = model_init_args(RECIPE)["stages"]
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         for name, value in (("condition_dropout", condition_dropout), ("self_correction", self_correction)):
@@ -136,7 +134,7 @@ class StagedDiffusionSegmenter(SegmentationModule):
         check_anchor_weight(condition_weight, "condition_weight")
         if condition_dropout > 0 and not denoiser_image:
             raise ValueError("condition_dropout needs denoiser_image: true (without the condition the denoiser must see the image)")
-        plan = StagePlan(stages, num_timesteps)
+        plan = self.stage_plan(stages, num_timesteps)
         self.save_hyperparameters()
         self.hparams["stages"] = plan.to_dict()  # checkpoints carry the plan they were trained with
         if stage_boundaries is not None:
@@ -215,6 +213,14 @@ class StagedDiffusionSegmenter(SegmentationModule):
         if self.hparams.x0_residual:
             raw = raw + self.scheduler.is_x0(stage).reshape(-1, *([1] * (raw.ndim - 1))) * cond_logits
         return raw
+
+    @staticmethod
+    def stage_plan(stages: list[dict[str, Any]] | None = None, num_timesteps: int = 1000,
+                   stage_boundaries: list[int] | None = None) -> StagePlan:
+        """The plan a model built with these arguments samples with: ``stages`` (None: the shipped recipe's), moved to
+        ``stage_boundaries`` when given. Code that checks settings before training (the benchmark) asks this too."""
+        plan = StagePlan(stages if stages is not None else model_init_args(RECIPE)["stages"], num_timesteps)
+        return plan.with_boundaries(stage_boundaries) if stage_boundaries is not None else plan
 
     @staticmethod
     def _check_guidance(scale: float, condition_dropout: float) -> None:
