@@ -174,6 +174,16 @@ def test_inference_variants_are_checked_against_the_methods_own_plan(tmp_path):
         Benchmark(misfit, None, tmp_path / "o", tmp_path / "w", "x", ["phantom_ct"])
 
 
+def test_a_variant_whose_configs_build_another_kind_of_model_is_refused(tmp_path):
+    wrong = BenchProfile(seeds=[0], methods=["unet_from_staged"], variants={"unet_from_staged": {"recipe": "unet", "configs": ["unisegdiff/staged"]}},
+                         **TINY)
+    with pytest.raises(ValueError, match=r"method 'unet_from_staged' has recipe 'unet' but its configs \['unisegdiff/staged'\] build a "
+                                         r"unisegdiff.models.StagedDiffusionSegmenter; a unet method needs a DeterministicSegmenter"):
+        Benchmark(wrong, None, tmp_path / "o", tmp_path / "w", "x", ["phantom_ct"])
+    right = BenchProfile(seeds=[0], methods=["e2e"], variants={"e2e": {"recipe": "staged", "configs": ["unisegdiff/staged"]}}, **TINY)
+    Benchmark(right, None, tmp_path / "o", tmp_path / "w", "x", ["phantom_ct"])
+
+
 def test_guided_inference_variants_apply_to_the_methods_they_name(tmp_path):
     variants = {"cdrop": {"recipe": "staged", "phase1_fraction": 0.0,
                           "overrides": {"freeze_condition": False, "denoiser_trains_condition": False, "denoiser_image": True,

@@ -24,7 +24,7 @@ from unisegdiff.data import load_registry
 from unisegdiff.diffusion import StagedScheduler
 from unisegdiff.inference import check_anchor_weight, inference_autocast
 from unisegdiff.io import read_checkpoint, write_json_atomic
-from unisegdiff.models import StagedDiffusionSegmenter
+from unisegdiff.models import DeterministicSegmenter, StagedDiffusionSegmenter
 from unisegdiff.plots import plot_overlays, plot_timestep_profiles
 from unisegdiff.recipes import compose_section, instantiate_section
 from unisegdiff.timestep_profile import profile_timesteps, timestep_profile
@@ -51,7 +51,28 @@ class Benchmark:
         self.missing = [d for d in wanted if d not in self.datasets]
         if not self.datasets:
             raise FileNotFoundError(f"no dataset of {wanted} found under {root!r}; set UNISEGDIFF_DATA to a canonical root")
+        self.check_model_classes()
         self.check_inference_variants()
+
+    def check_model_classes(self) -> None:
+        """Every method's composed model is of its recipe's kind (a variant's ``configs`` could name another one, whose
+        run would then take the wrong training path): found now, not after hours of training."""
+        import importlib
+
+        for method in self.profile.methods:
+            recipe = self.profile.recipe_of(method)
+            expected = StagedDiffusionSegmenter if recipe in DIFFUSION_METHODS else DeterministicSegmenter
+            class_path = self.model_section(method)["class_path"]
+            module, _, name = class_path.rpartition(".")
+            try:
+                cls = getattr(importlib.import_module(module), name)
+            except (ImportError, AttributeError, ValueError) as error:
+                raise ValueError(f"benchmark profile: method {method!r} composes model class {class_path!r}, which cannot be "
+                                 f"imported ({error})") from error
+            if not (isinstance(cls, type) and issubclass(cls, expected)):
+                raise ValueError(f"benchmark profile: method {method!r} has recipe {recipe!r} but its configs "
+                                 f"{self.profile.configs_of(method)} build a {class_path}; a {recipe} method needs a "
+                                 f"{expected.__name__} (fix the variant's recipe or configs)")
 
     def check_inference_variants(self) -> None:
         """Every inference variant must fit every diffusion method's plan: found now, not after hours of training."""
