@@ -37,6 +37,18 @@ def test_recipe_names_and_overrides_do_not_count_the_composed_model_does():
     assert comparable_settings(base) != comparable_settings({**base, "profile": {**base["profile"], "budget_steps": 20}})
 
 
+def test_a_file_records_its_defaults_so_a_changed_class_default_invalidates_it():
+    model = {"class_path": STAGED, "init_args": {"lr": 0.002}}
+    today = model_with_defaults(model)
+    then = json.loads(json.dumps(today))
+    then["init_args"]["num_samples"] = 7  # the class's default when that file was written
+    new_file = {"profile": {}, "model": model, "model_resolved": then}
+    current = {"profile": {}, "model": model, "model_resolved": today}
+    assert comparable_settings(new_file) != comparable_settings(current)
+    old_file = {"profile": {}, "model": model}  # written before model_resolved: filled in with today's defaults
+    assert comparable_settings(old_file) == comparable_settings(current)
+
+
 def test_recipes_take_a_config_or_a_list_merged_in_order():
     profile = BenchProfile()
     assert profile.recipe_files("staged") == ["unisegdiff/staged", "unisegdiff/staged_two_phase"]

@@ -26,13 +26,17 @@ def model_with_defaults(section: dict[str, Any]) -> dict[str, Any]:
 
 def comparable_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """A result file's ``settings`` reduced to what determines the run: the profile without ``recipes`` (names of
-    config files) and ``model_overrides`` (both already composed into ``model``), the model with its defaults."""
+    config files) and ``model_overrides`` (both already composed into ``model``), the model with its defaults (as
+    the file recorded them in ``model_resolved``, else as the class has them today)."""
     s = json.loads(json.dumps(settings))
     profile = s.get("profile") or {}
     # the method's own recipe names go (its composed model holds them); the condition recipe's name stays, the only
     # record of it in files written before recipe contents were recorded
     profile["recipes"] = {k: v for k, v in (profile.get("recipes") or {}).items() if k == "condition"}
     profile.pop("model_overrides", None)
+    # files record their model with the defaults of the day (``model_resolved``): a class default changed since then
+    # makes them differ; older files lack it and are filled in with today's defaults
+    resolved = s.pop("model_resolved", None)
     if s.get("model"):
-        s["model"] = model_with_defaults(s["model"])
+        s["model"] = resolved or model_with_defaults(s["model"])
     return s

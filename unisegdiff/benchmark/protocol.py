@@ -16,7 +16,7 @@ import lightning as L
 import torch
 
 from unisegdiff.benchmark.calibration import PixelCalibration
-from unisegdiff.benchmark.fingerprint import comparable_settings
+from unisegdiff.benchmark.fingerprint import comparable_settings, model_with_defaults
 from unisegdiff.benchmark.profile import DIFFUSION_METHODS, BenchProfile
 from unisegdiff.benchmark.runs import evaluate_images, per_dataset_subset, train
 from unisegdiff.callbacks import run_record
@@ -147,7 +147,8 @@ class Benchmark:
         contents = {"data": compose_section([self.profile.data_recipe], "data")}
         if recipe in DIFFUSION_METHODS:
             contents["condition"] = compose_section(self.profile.recipe_files("condition"), "model")
-        return {"profile": p, "model": model, "root": self.root, "datasets": self.datasets, "recipe_contents": contents,
+        return {"profile": p, "model": model, "model_resolved": model_with_defaults(model), "root": self.root, "datasets": self.datasets,
+                "recipe_contents": contents,
                 "external": {k: [v[0], v[1]] for k, v in sorted(self.external.items())}}
 
     # --- result files -----------------------------------------------------------------------------
