@@ -1,5 +1,7 @@
 """Guided vs unguided diffusion pretraining, from bench_anatomy.py result files: per probe column, both arms' mean +- std
-over runs (pretraining seeds x probe seeds x folds), the paired gap with a 95% t-interval, and the gap in stds.
+over runs (pretraining seeds x probe seeds x folds), the paired gap with a 95% t-interval, and the gap in stds; then the
+same at the level of pretraining seeds (each arm's runs averaged over probe seeds first), where the unit of replication
+is the pretraining run: issue 19's criterion (a gap of at least 2 std over >= 3 pretraining seeds) is read there.
 
 Usage: python bench/anatomy_guidance_gap.py reports/bench/anatomy_pretrain_seeds.json [more.json ...]  (prints markdown)
 """
@@ -17,26 +19,41 @@ from scipy import stats
 GUIDED, UNGUIDED = "diffusion + anatomy guidance", "diffusion"
 
 
+def paired_gap(guided: list[float], unguided: list[float]) -> dict:
+    """Means and stds of both arms, the mean paired gap with its 95% t-interval, the gap over the larger arm std."""
+    diffs = [g - u for g, u in zip(guided, unguided)]
+    n = len(diffs)
+    mean = statistics.fmean(diffs)
+    sd = statistics.stdev(diffs) if n > 1 else float("nan")
+    half = stats.t.ppf(0.975, n - 1) * sd / n**0.5 if n > 1 else float("nan")
+    g_std, u_std = (statistics.stdev(guided), statistics.stdev(unguided)) if n > 1 else (0.0, 0.0)
+    arm_std = max(g_std, u_std)
+    return {"n": n, "guided": statistics.fmean(guided), "guided_std": g_std, "unguided": statistics.fmean(unguided), "unguided_std": u_std,
+            "gap": mean, "ci_low": mean - half, "ci_high": mean + half, "gap_in_stds": mean / arm_std if arm_std > 0 else float("nan")}
+
+
+def by_pretraining_run(runs: list[float], probe_seeds: int) -> list[float]:
+    """Runs averaged over probe seeds: bench_anatomy.py appends them fold by fold, pretraining seed by pretraining seed,
+    probe seed by probe seed, so consecutive groups of ``probe_seeds`` share one pretraining run."""
+    if probe_seeds < 1 or len(runs) % probe_seeds:
+        raise ValueError(f"{len(runs)} runs do not split into groups of {probe_seeds} probe seeds")
+    return [statistics.fmean(runs[i:i + probe_seeds]) for i in range(0, len(runs), probe_seeds)]
+
+
 def gap_rows(result: dict) -> list[dict]:
-    """One row per probe column both arms have; runs pair by position (same pretraining seed, probe seed, fold)."""
+    """One row per probe column both arms have; runs pair by position (same pretraining seed, probe seed, fold).
+    ``pretraining`` holds the same statistics over pretraining runs (probe seeds averaged first)."""
     rows = []
     probes = result.get("probes", {})
+    probe_seeds = len(result["settings"]["seeds"])
     for column in probes.get(GUIDED, {}):
         if column not in probes.get(UNGUIDED, {}):
             continue
         guided, unguided = probes[GUIDED][column]["runs"], probes[UNGUIDED][column]["runs"]
         if len(guided) != len(unguided):
             raise ValueError(f"{column}: {len(guided)} guided runs vs {len(unguided)} unguided; they must pair one to one")
-        diffs = [g - u for g, u in zip(guided, unguided)]
-        n = len(diffs)
-        mean = statistics.fmean(diffs)
-        sd = statistics.stdev(diffs) if n > 1 else float("nan")
-        half = stats.t.ppf(0.975, n - 1) * sd / n**0.5 if n > 1 else float("nan")
-        arm_std = max(statistics.stdev(guided) if n > 1 else 0.0, statistics.stdev(unguided) if n > 1 else 0.0)
-        rows.append({"column": column, "n": n, "guided": statistics.fmean(guided), "guided_std": statistics.stdev(guided) if n > 1 else 0.0,
-                     "unguided": statistics.fmean(unguided), "unguided_std": statistics.stdev(unguided) if n > 1 else 0.0,
-                     "gap": mean, "ci_low": mean - half, "ci_high": mean + half,
-                     "gap_in_stds": mean / arm_std if arm_std > 0 else float("nan")})
+        rows.append({"column": column, **paired_gap(guided, unguided),
+                     "pretraining": paired_gap(by_pretraining_run(guided, probe_seeds), by_pretraining_run(unguided, probe_seeds))})
     return rows
 
 
@@ -44,20 +61,40 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", help="anatomy*.json files written by bench/bench_anatomy.py")
     args = parser.parse_args(argv)
-    print("| result file | target | pretraining seeds x probe seeds | probe | guided | unguided | gap (points) | 95% t-CI | gap / larger std |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    loaded = []
     for name in args.results:
         path = Path(name)
         if not path.is_file():
             print(f"error: {path} does not exist", file=sys.stderr)
             return 2
-        result = json.loads(path.read_text())
+        loaded.append((path, json.loads(path.read_text())))
+
+    def label(path: Path) -> str:  # bench_anatomy.py names every report anatomy.json inside its --out folder
+        return f"{path.parent.name}/{path.name}" if path.name == "anatomy.json" and path.parent.name != "bench" else path.name
+
+    print("Over runs (pretraining seeds x probe seeds x folds, each run one unit):", "", sep="\n")
+    print("| result file | target | pretraining seeds x probe seeds | probe | guided | unguided | gap (points) | 95% t-CI | gap / larger std |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for path, result in loaded:
         st = result["settings"]
         design = f"{len(st.get('pretrain_seeds', [0]))} x {len(st['seeds'])} x {st['folds']} fold"
         for r in gap_rows(result):
-            print(f"| {path.name} | {st.get('pretrain_target', 'x0')} | {design} | {r['column']} | {r['guided']:.3f} +- {r['guided_std']:.3f} | "
+            print(f"| {label(path)} | {st.get('pretrain_target', 'x0')} | {design} | {r['column']} | {r['guided']:.3f} +- {r['guided_std']:.3f} | "
                   f"{r['unguided']:.3f} +- {r['unguided_std']:.3f} | {100 * r['gap']:+.1f} | {100 * r['ci_low']:+.1f} to {100 * r['ci_high']:+.1f} | "
                   f"{r['gap_in_stds']:.1f} |")
+    print("", "Over pretraining runs (probe seeds averaged first; the criterion: gap / larger std >= 2 over >= 3 of them):", "", sep="\n")
+    print("| result file | target | pretraining runs | probe | guided | unguided | gap (points) | 95% t-CI | gap / larger std | criterion |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for path, result in loaded:
+        st = result["settings"]
+        for r in gap_rows(result):
+            q = r["pretraining"]
+            met = "met" if q["n"] >= 3 and q["gap_in_stds"] >= 2 else "not met" if q["n"] >= 3 else f"needs >= 3 runs ({q['n']})"
+            ci = f"{100 * q['ci_low']:+.1f} to {100 * q['ci_high']:+.1f}" if q["n"] > 1 else "-"
+            stds = f"{q['gap_in_stds']:.1f}" if q["n"] > 1 else "-"
+            pm = lambda m, sd: f"{m:.3f} +- {sd:.3f}" if q["n"] > 1 else f"{m:.3f}"  # noqa: E731
+            print(f"| {label(path)} | {st.get('pretrain_target', 'x0')} | {q['n']} | {r['column']} | {pm(q['guided'], q['guided_std'])} | "
+                  f"{pm(q['unguided'], q['unguided_std'])} | {100 * q['gap']:+.1f} | {ci} | {stds} | {met} |")
     return 0
 
 

@@ -1,0 +1,45 @@
+"""The guidance-gap report: runs pair by position, and the criterion is read over pretraining runs (probe seeds
+averaged first), so probe-seed repeats of one pretraining run do not count as independent evidence."""
+
+import json
+
+import pytest
+
+
+def _result(guided: list[float], unguided: list[float], probe_seeds: int = 2, pretrain_seeds: int = 3) -> dict:
+    runs = lambda values: {"nonlinear": {"runs": values, "mean": sum(values) / len(values)}}  # noqa: E731
+    return {"settings": {"seeds": list(range(probe_seeds)), "pretrain_seeds": list(range(pretrain_seeds)), "folds": 1, "pretrain_target": "v"},
+            "probes": {"diffusion + anatomy guidance": runs(guided), "diffusion": runs(unguided)}}
+
+
+def test_gap_over_pretraining_runs_averages_probe_seeds_first(bench_script):
+    gap = bench_script("anatomy_guidance_gap")
+    # pretraining runs 0.70/0.60, 0.72/0.61, 0.74/0.62 (each the mean of two probe seeds)
+    guided = [0.69, 0.71, 0.71, 0.73, 0.73, 0.75]
+    unguided = [0.60, 0.60, 0.61, 0.61, 0.62, 0.62]
+    row = gap.gap_rows(_result(guided, unguided))[0]
+    assert row["n"] == 6 and row["pretraining"]["n"] == 3
+    q = row["pretraining"]
+    assert q["guided"] == pytest.approx(0.72) and q["unguided"] == pytest.approx(0.61) and q["gap"] == pytest.approx(0.11)
+    assert q["guided_std"] == pytest.approx(0.02) and q["gap_in_stds"] == pytest.approx(0.11 / 0.02)
+    assert q["ci_low"] < 0.11 < q["ci_high"]
+
+
+def test_runs_that_do_not_split_into_probe_seed_groups_are_refused(bench_script):
+    gap = bench_script("anatomy_guidance_gap")
+    with pytest.raises(ValueError, match="5 runs do not split into groups of 2 probe seeds"):
+        gap.gap_rows(_result([0.7] * 5, [0.6] * 5))
+    with pytest.raises(ValueError, match="they must pair one to one"):
+        gap.gap_rows(_result([0.7] * 6, [0.6] * 4))
+
+
+def test_report_marks_the_criterion(tmp_path, bench_script, capsys):
+    gap = bench_script("anatomy_guidance_gap")
+    met, noisy = tmp_path / "met" / "anatomy.json", tmp_path / "noisy.json"
+    met.parent.mkdir()
+    met.write_text(json.dumps(_result([0.69, 0.71, 0.71, 0.73, 0.73, 0.75], [0.60, 0.60, 0.61, 0.61, 0.62, 0.62])))
+    noisy.write_text(json.dumps(_result([0.70, 0.70, 0.60, 0.60, 0.66, 0.66], [0.64, 0.64, 0.65, 0.65, 0.66, 0.66])))
+    assert gap.main([str(met), str(noisy)]) == 0
+    out = capsys.readouterr().out
+    assert "| met/anatomy.json | v | 3 | nonlinear |" in out and out.count("| met |") == 1 and "| not met |" in out
+    assert gap.main([str(tmp_path / "absent.json")]) == 2
