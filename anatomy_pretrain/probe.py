@@ -21,7 +21,9 @@ from anatomy_pretrain.heads import make_head
 
 class SegmentationProbe(L.LightningModule):
     """Backbone from ``pretrainer_ckpt`` (random init with ``features`` when None) + head. A guided backbone gets the
-    coordinate maps of the data (``batch["coords"]``), as in pretraining. ``finetune=False`` freezes the backbone (probing)."""
+    coordinate maps of the data (``batch["coords"]``), as in pretraining. ``finetune=False`` freezes the backbone (probing).
+    ``probe_guide="zeros"``: a guided backbone gets a zero guide instead (what guidance dropout feeds it in pretraining),
+    the control that separates better image features from coordinates handed to the probe."""
 
     def __init__(
         self,
@@ -37,8 +39,11 @@ class SegmentationProbe(L.LightningModule):
         roi_size: tuple[int, int, int] = (32, 32, 32),
         sw_overlap: float = 0.25,
         class_names: list[str] | None = None,
+        probe_guide: Literal["coords", "zeros"] = "coords",
     ):
         super().__init__()
+        if probe_guide not in ("coords", "zeros"):
+            raise ValueError(f"probe_guide must be 'coords' or 'zeros', got {probe_guide!r}")
         self.save_hyperparameters()
         self.guidance, self.num_frequencies = "none", 3
         if pretrainer_ckpt:
@@ -63,6 +68,8 @@ class SegmentationProbe(L.LightningModule):
 
     def forward(self, image: torch.Tensor, coords: torch.Tensor | None = None) -> torch.Tensor:
         guide = guide_from_batch({"coords": coords} if coords is not None else {}, self.guidance, self.num_frequencies)
+        if guide is not None and self.hparams.probe_guide == "zeros":
+            guide = torch.zeros_like(guide)
         with torch.set_grad_enabled(self.hparams.finetune and torch.is_grad_enabled()):
             feats = self.net.encode(image, guide)
         return self.head(feats)

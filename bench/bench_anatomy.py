@@ -268,7 +268,8 @@ def probe(p, data, ckpt: str | None, head: str, steps: int, num_classes: int, na
     L.seed_everything(seed, verbose=False)
     roi = (p.get("patch", 32),) * 3  # the sliding window is the training patch
     model = SegmentationProbe(num_classes=num_classes, pretrainer_ckpt=ckpt, features=p["features"], head=head, lr=3e-3, class_names=names,
-                              sw_overlap=p.get("sw_overlap", 0.0), roi_size=roi, finetune=finetune, backbone_lr=3e-4)
+                              sw_overlap=p.get("sw_overlap", 0.0), roi_size=roi, finetune=finetune, backbone_lr=3e-4,
+                              probe_guide=p.get("probe_guide", "coords"))
     sec = fit(model, data, steps)
     quiet_trainer().validate(model, data, verbose=False)
     return {"dice": model.last_dice, "sec_per_step": sec}
@@ -349,7 +350,9 @@ def write_reports(results: dict, out_dir: Path, stem: str = "anatomy") -> None:
                   f"over probe seeds {list(st['seeds'])} x pretraining seeds {list(st.get('pretrain_seeds', [0]))} (random init: "
                   f"probe seeds only) x {st['folds']} fold(s). Probe steps: non-linear {st['probe_steps']}, linear {st['linear_steps']}, "
                   f"label budget ({st['low_label_cases']} labelled volumes) {st['low_label_steps']}, "
-                  f"fine-tuning (backbone trained too, non-linear head) {st.get('finetune_steps', '-')}.", "",
+                  f"fine-tuning (backbone trained too, non-linear head) {st.get('finetune_steps', '-')}."
+                  + (" **Control: the guided backbones are probed with a zero guide** (their coordinates withheld at probe time, "
+                     "as guidance dropout withholds them in pretraining)." if st.get("probe_guide") == "zeros" else ""), "",
                   f"| initialization | non-linear probe | linear probe | non-linear, {st['low_label_cases']} labelled volumes | fine-tuning |",
                   "|---|---|---|---|---|"]
         for name, r in rows.items():
@@ -407,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guidance-dropout", type=float, help="the guided arm's per-sample guide dropout in pretraining (default 0)")
     parser.add_argument("--guidance-levels", type=int, nargs="+", choices=range(5), help="the encoder levels FiLM guidance "
                         "enters (0 = full resolution .. 4 = 1/16; default all; fresh --work)")
+    parser.add_argument("--probe-guide", choices=["coords", "zeros"], help="what guided backbones get at probe time: their "
+                        "coordinates (default) or a zero guide, the control for coordinates handed to the probe (--reuse the "
+                        "checkpoints of a finished run with another --out)")
     parser.add_argument("--arms", nargs="+", choices=list(ARM_IDS), default=list(ARM_IDS),
                         help="arms to pretrain and probe (default: all four; e.g. diffusion guided for the guidance gap "
                         "alone, about half the time); the ordering verdict needs all four. The hippocampus chain always "
@@ -434,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     work = Path(args.work) if args.work else ROOT / "runs" / ("bench_anatomy_btcv" if btcv else "bench_anatomy")
     for key in ("pretrain_max_timestep", "pretrain_skip_dropout", "pretrain_decorrelation", "pretrain_target", "pretrain_seeds",
-                "guidance", "guidance_frequencies", "guidance_dropout", "guidance_levels"):
+                "guidance", "guidance_frequencies", "guidance_dropout", "guidance_levels", "probe_guide"):
         if getattr(args, key) is not None:
             p[key] = getattr(args, key)
     check_guidance_levels(p)

@@ -195,3 +195,22 @@ def test_bad_guidance_levels_stop_before_any_training(tmp_path, bench_script):
     empty.write_text("")
     with pytest.raises(SystemExit, match="expected a mapping of one profile's keys, got NoneType"):
         bench.phantom_profile(str(empty))
+
+
+def test_probe_guide_reaches_the_probe(bench_script, monkeypatch):
+    """--probe-guide zeros (the coordinates-withheld control) is what every probe of the run is built with."""
+    bench = bench_script("bench_anatomy")
+    built = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(**kwargs):
+        built.append(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(bench, "SegmentationProbe", capture)
+    for p, expected in (({"features": (4,) * 6}, "coords"), ({"features": (4,) * 6, "probe_guide": "zeros"}, "zeros")):
+        with pytest.raises(Stop):
+            bench.probe(p, None, None, "nonlinear", 1, 16, [f"c{i}" for i in range(15)])
+        assert built[-1]["probe_guide"] == expected

@@ -4,6 +4,7 @@ sliding-window evaluation gives per-class Dice."""
 import pytest
 import torch
 
+from anatomy_pretrain.coordinate_embedding import guide_from_batch
 from anatomy_pretrain.coordinate_model import AnatomicalCoordinateModel
 from anatomy_pretrain.heads import make_head
 from anatomy_pretrain.pretrainer import AnatomyGuidedDiffusionPretrainer
@@ -114,3 +115,26 @@ def test_a_class_absent_from_every_held_out_volume_has_no_dice_and_stays_out_of_
     assert probe.last_dice["a"] == pytest.approx(1.0) and probe.last_dice["b"] == pytest.approx(0.0)
     assert probe.last_dice["c"] != probe.last_dice["c"]  # NaN: no held-out volume has class c
     assert probe.last_dice["mean"] == pytest.approx(0.5)  # (a + b) / 2, not (a + b + 0) / 3
+
+
+def test_zero_probe_guide_hides_the_coordinates_from_a_guided_backbone(guided_ckpt):
+    """probe_guide='zeros' is the control for coordinates handed to the probe: the output no longer depends on them,
+    and equals the backbone fed a zero guide; with the default the coordinates change the output."""
+    torch.manual_seed(0)
+    image, a, b = torch.randn(1, 1, 32, 32, 32), torch.rand(1, 3, 32, 32, 32), torch.rand(1, 3, 32, 32, 32) * 5
+    probes = {}
+    for mode in ("coords", "zeros"):
+        torch.manual_seed(1)  # the same head initialization
+        probes[mode] = SegmentationProbe(num_classes=4, pretrainer_ckpt=guided_ckpt, features=TINY_FEATURES, head="linear",
+                                         probe_guide=mode).eval()
+    with torch.no_grad():
+        for p in probes["coords"].net.parameters():  # FiLM may start as the identity: make the guide matter
+            p.add_(0.1 * torch.randn_like(p))
+        probes["zeros"].net.load_state_dict(probes["coords"].net.state_dict())
+        zeros = probes["zeros"]
+        assert torch.equal(zeros(image, a), zeros(image, b))
+        assert not torch.allclose(probes["coords"](image, a), probes["coords"](image, b))
+        guide = guide_from_batch({"coords": a}, zeros.guidance, zeros.num_frequencies)
+        assert torch.equal(zeros(image, a), zeros.head(zeros.net.encode(image, torch.zeros_like(guide))))
+    with pytest.raises(ValueError, match="probe_guide must be 'coords' or 'zeros'"):
+        SegmentationProbe(num_classes=4, features=TINY_FEATURES, probe_guide="shuffled")
