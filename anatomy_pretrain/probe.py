@@ -22,8 +22,9 @@ from anatomy_pretrain.heads import make_head
 class SegmentationProbe(L.LightningModule):
     """Backbone from ``pretrainer_ckpt`` (random init with ``features`` when None) + head. A guided backbone gets the
     coordinate maps of the data (``batch["coords"]``), as in pretraining. ``finetune=False`` freezes the backbone (probing).
-    ``probe_guide="zeros"``: a guided backbone gets a zero guide instead (what guidance dropout feeds it in pretraining),
-    the control that separates better image features from coordinates handed to the probe."""
+    ``probe_guide="zeros"``: a guided backbone gets a zero guide instead, the control that separates better image
+    features from coordinates handed to the probe. A backbone pretrained with ``guidance_dropout`` > 0 has seen zero
+    guides; one pretrained without has not, so for it the control also measures an input it never saw."""
 
     def __init__(
         self,

@@ -1,7 +1,7 @@
 """Guided vs unguided diffusion pretraining, from bench_anatomy.py result files: per probe column, both arms' mean +- std
 over runs (pretraining seeds x probe seeds x folds), the paired gap with a 95% t-interval, and the gap in stds; then the
-same at the level of pretraining seeds (each arm's runs averaged over probe seeds first), where the unit of replication
-is the pretraining run: issue 19's criterion (a gap of at least 2 std over >= 3 pretraining seeds) is read there.
+same at the level of pretraining seeds (each arm's runs averaged over probe seeds and folds first), where the unit of
+replication is the pretraining run: issue 19's criterion (a gap of at least 2 std over >= 3 pretraining seeds) is read there.
 
 Usage: python bench/anatomy_guidance_gap.py reports/bench/anatomy_pretrain_seeds.json [more.json ...]  (prints markdown)
 """
@@ -32,20 +32,23 @@ def paired_gap(guided: list[float], unguided: list[float]) -> dict:
             "gap": mean, "ci_low": mean - half, "ci_high": mean + half, "gap_in_stds": mean / arm_std if arm_std > 0 else float("nan")}
 
 
-def by_pretraining_run(runs: list[float], probe_seeds: int) -> list[float]:
-    """Runs averaged over probe seeds: bench_anatomy.py appends them fold by fold, pretraining seed by pretraining seed,
-    probe seed by probe seed, so consecutive groups of ``probe_seeds`` share one pretraining run."""
-    if probe_seeds < 1 or len(runs) % probe_seeds:
-        raise ValueError(f"{len(runs)} runs do not split into groups of {probe_seeds} probe seeds")
-    return [statistics.fmean(runs[i:i + probe_seeds]) for i in range(0, len(runs), probe_seeds)]
+def by_pretraining_run(runs: list[float], probe_seeds: int, pretrain_seeds: int = 1, folds: int = 1) -> list[float]:
+    """One value per pretraining seed: its runs averaged over probe seeds and folds. bench_anatomy.py appends runs fold
+    by fold, pretraining seed by pretraining seed, probe seed by probe seed: run ``(fold * P + seed) * S + probe``."""
+    if probe_seeds < 1 or pretrain_seeds < 1 or folds < 1 or len(runs) != probe_seeds * pretrain_seeds * folds:
+        raise ValueError(f"{len(runs)} runs are not {folds} fold(s) x {pretrain_seeds} pretraining seed(s) x {probe_seeds} probe "
+                         "seed(s); a result file of a run still in progress is read once it is done")
+    return [statistics.fmean(runs[(fold * pretrain_seeds + seed) * probe_seeds + probe] for fold in range(folds)
+                             for probe in range(probe_seeds)) for seed in range(pretrain_seeds)]
 
 
 def gap_rows(result: dict) -> list[dict]:
     """One row per probe column both arms have; runs pair by position (same pretraining seed, probe seed, fold).
-    ``pretraining`` holds the same statistics over pretraining runs (probe seeds averaged first)."""
+    ``pretraining`` holds the same statistics over pretraining seeds (probe seeds and folds averaged first)."""
     rows = []
     probes = result.get("probes", {})
-    probe_seeds = len(result["settings"]["seeds"])
+    st = result["settings"]
+    design = (len(st["seeds"]), len(st.get("pretrain_seeds", [0])), st.get("folds", 1))
     for column in probes.get(GUIDED, {}):
         if column not in probes.get(UNGUIDED, {}):
             continue
@@ -53,7 +56,7 @@ def gap_rows(result: dict) -> list[dict]:
         if len(guided) != len(unguided):
             raise ValueError(f"{column}: {len(guided)} guided runs vs {len(unguided)} unguided; they must pair one to one")
         rows.append({"column": column, **paired_gap(guided, unguided),
-                     "pretraining": paired_gap(by_pretraining_run(guided, probe_seeds), by_pretraining_run(unguided, probe_seeds))})
+                     "pretraining": paired_gap(by_pretraining_run(guided, *design), by_pretraining_run(unguided, *design))})
     return rows
 
 
@@ -82,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {label(path)} | {st.get('pretrain_target', 'x0')} | {design} | {r['column']} | {r['guided']:.3f} +- {r['guided_std']:.3f} | "
                   f"{r['unguided']:.3f} +- {r['unguided_std']:.3f} | {100 * r['gap']:+.1f} | {100 * r['ci_low']:+.1f} to {100 * r['ci_high']:+.1f} | "
                   f"{r['gap_in_stds']:.1f} |")
-    print("", "Over pretraining runs (probe seeds averaged first; the criterion: gap / larger std >= 2 over >= 3 of them):", "", sep="\n")
-    print("| result file | target | pretraining runs | probe | guided | unguided | gap (points) | 95% t-CI | gap / larger std | criterion |")
+    print("", "Over pretraining seeds (probe seeds and folds averaged first; the criterion: gap / larger std >= 2 over >= 3 of them):",
+          "", sep="\n")
+    print("| result file | target | pretraining seeds | probe | guided | unguided | gap (points) | 95% t-CI | gap / larger std | criterion |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for path, result in loaded:
         st = result["settings"]

@@ -351,8 +351,11 @@ def write_reports(results: dict, out_dir: Path, stem: str = "anatomy") -> None:
                   f"probe seeds only) x {st['folds']} fold(s). Probe steps: non-linear {st['probe_steps']}, linear {st['linear_steps']}, "
                   f"label budget ({st['low_label_cases']} labelled volumes) {st['low_label_steps']}, "
                   f"fine-tuning (backbone trained too, non-linear head) {st.get('finetune_steps', '-')}."
-                  + (" **Control: the guided backbones are probed with a zero guide** (their coordinates withheld at probe time, "
-                     "as guidance dropout withholds them in pretraining)." if st.get("probe_guide") == "zeros" else ""), "",
+                  + (" **Control: the guided backbones are probed with a zero guide** (their coordinates withheld at probe time; "
+                     f"pretraining guidance dropout {st.get('guidance_dropout', 0.0)}: "
+                     + ("they saw zero guides in pretraining)." if st.get("guidance_dropout", 0.0) > 0 else
+                        "they never saw a zero guide in pretraining, so this also measures an unseen input).")
+                     if st.get("probe_guide") == "zeros" else ""), "",
                   f"| initialization | non-linear probe | linear probe | non-linear, {st['low_label_cases']} labelled volumes | fine-tuning |",
                   "|---|---|---|---|---|"]
         for name, r in rows.items():
@@ -444,6 +447,9 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, key) is not None:
             p[key] = getattr(args, key)
     check_guidance_levels(p)
+    if p.get("probe_guide") == "zeros" and not p.get("guidance_dropout"):
+        print("note: --probe-guide zeros on backbones pretrained without guidance dropout: a zero guide is an input they never "
+              "saw, so the control mixes 'no coordinates' with 'unseen input'", flush=True)
     cache = work / "cache"
     start = time.time()
     results: dict = {"profile": profile_name, "protocol": args.protocol, "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in p.items()}

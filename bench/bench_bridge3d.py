@@ -67,9 +67,31 @@ class BinaryVolumes(VolumeDataModule):
         return batch
 
 
+SIZE_KEYS = {"spatial_dims", "in_channels", "lr", "features", "encoder_ckpt", "condition_features", "denoiser_channels", "num_samples",
+             "condition_ckpt"}  # set by the profile's own keys (and the pretrained encoder), never by model_overrides
+
+
 def load_profile(name: str) -> dict:
-    """Profile ``name`` of configs/benchmark/anatomy/bridge3d.yaml (or a YAML file of one profile's keys)."""
-    return profiles.load_profile(name, PROFILES, KEYS)
+    """Profile ``name`` of configs/benchmark/anatomy/bridge3d.yaml (or a YAML file of one profile's keys); its
+    ``recipes`` (kind -> a config name or a list of them) and ``model_overrides`` (kind -> init_args) are checked."""
+    p = profiles.load_profile(name, PROFILES, KEYS)
+    kinds = {kind for kind, _ in ARMS.values()}
+    recipes = p["recipes"]
+    if not isinstance(recipes, dict) or set(recipes) != kinds:
+        raise SystemExit(f"--profile {name}: recipes must map each of {sorted(kinds)} to its configs/ recipe(s), got {recipes!r}")
+    p["recipes"] = {kind: [v] if isinstance(v, str) else v for kind, v in recipes.items()}
+    for kind, value in p["recipes"].items():
+        if not isinstance(value, list) or not value or not all(isinstance(c, str) and c for c in value):
+            raise SystemExit(f"--profile {name}: recipes.{kind} must be a config name or a non-empty list of them, got {value!r}")
+    overrides = p["model_overrides"] or {}
+    if not isinstance(overrides, dict) or set(overrides) - kinds or not all(isinstance(v, dict) for v in overrides.values()):
+        raise SystemExit(f"--profile {name}: model_overrides maps kinds among {sorted(kinds)} to init_args, got {overrides!r}")
+    sized = sorted({k for v in overrides.values() for k in v} & SIZE_KEYS)
+    if sized:
+        raise SystemExit(f"--profile {name}: model_overrides may not set {sized}; they come from the profile's own keys "
+                         "(features, denoiser_channels, num_samples, lr)")
+    p["model_overrides"] = overrides
+    return p
 
 
 def volumes(p: dict, root: Path, cache: Path, train_on: str = "labelled", patch: int | None = None, coordinate_ckpt: str | None = None,
@@ -111,9 +133,7 @@ def model_section(p: dict, kind: str, checkpoint: str | None = None) -> dict:
     """``{class_path, init_args}`` of an arm's model: the profile's recipes for ``kind`` (unet | staged), its
     model_overrides over them, then the profile's sizes (3D, 1 channel, channels, K, lr) and ``checkpoint`` (the
     U-Net's pretrained encoder, the staged model's condition network start)."""
-    recipes = p["recipes"].get(kind)
-    if not recipes:
-        raise SystemExit(f"bridge3d profile: recipes has no {kind!r} entry (a list of configs/ recipe names)")
+    recipes = p["recipes"][kind]
     sizes = {"spatial_dims": 3, "in_channels": 1, "lr": p["lr"]}
     if kind == "unet":
         sizes |= {"features": list(p["features"]), "encoder_ckpt": checkpoint}
@@ -127,6 +147,16 @@ def model_fingerprint(p: dict, kind: str, pretrained: bool) -> dict:
     """What an arm's model is, every default filled in and the checkpoint path reduced to whether there is one: the key
     a stored result file is reused by."""
     return model_with_defaults(model_section(p, kind, "<pretrained encoder>" if pretrained else None))
+
+
+def same_run(stored: dict, settings: dict, model: dict) -> bool:
+    """Whether a stored result file is a run of these ``settings`` and this ``model`` fingerprint. Files that record
+    their model compare by it (recipe names aside: a recipe renamed or split keeps them valid); older files, made before
+    the pretraining recipe and the models were profile keys, by their settings with the values of that time."""
+    if "model" in stored:
+        drop = lambda d: {k: v for k, v in d.items() if k not in ("recipes", "model_overrides")}  # noqa: E731
+        return drop(stored["settings"]) == drop(settings) and model_with_defaults(stored["model"]) == model
+    return {**LEGACY_SETTINGS, **stored["settings"]} == settings
 
 
 def make_model(p: dict, kind: str, encoder: Path | None, work: Path) -> L.LightningModule:
@@ -252,11 +282,9 @@ def main(argv: list[str] | None = None) -> int:
             path = runs_dir / arm.replace(" ", "_").replace("+", "and") / f"seed{seed}.json"
             if path.is_file():
                 stored = json.loads(path.read_text())
-                # files written before the pretraining recipe was a profile key: it was fixed at these values
-                stored["settings"] = {**LEGACY_SETTINGS, **stored["settings"]}
-                model = model_fingerprint(p, *ARMS[arm])
-                if stored["settings"] != settings or stored.get("model", model) != model:
-                    raise SystemExit(f"{path} was made with other settings; delete it or use another --out")
+                if not same_run(stored, settings, model_fingerprint(p, *ARMS[arm])):
+                    raise SystemExit(f"{path} was made with other settings or another model than this profile's; delete it "
+                                     "or use another --out")
                 results.setdefault(arm, {})[seed] = stored
                 continue
             if ARMS[arm][1] and encoder is None:

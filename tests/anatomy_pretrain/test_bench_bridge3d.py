@@ -81,7 +81,7 @@ def test_bridge_profiles_carry_the_pretraining_recipe(tmp_path, bench_script):
 def test_recipes_still_build_what_the_committed_runs_trained(bench_script, tmp_path):
     """The committed cpu result files were trained by models built in code with these arguments; the profile's recipes
     must build the same models (same hyper-parameters, the stage plan included), else a rerun would silently mix two
-    models under one arm name."""
+    models under one arm name. Both sides take today's class defaults, so a changed class default is not caught here."""
     from unisegdiff.models import DeterministicSegmenter, StagedDiffusionSegmenter
 
     bench = bench_script("bench_bridge3d")
@@ -105,16 +105,76 @@ def test_recipes_still_build_what_the_committed_runs_trained(bench_script, tmp_p
     assert bench.model_fingerprint(p, "unet", pretrained=True)["init_args"]["encoder_ckpt"] == "<pretrained encoder>"
 
 
-def test_runs_of_another_model_are_refused(tmp_path, bench_script, shared_data):
-    """A stored result whose model differs from what the profile builds now is refused, not mixed into the report."""
+def _empty_root(tmp_path):
+    root = tmp_path / "volumes"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    return root
+
+
+def test_runs_of_another_model_are_refused(tmp_path, bench_script, monkeypatch):
+    """A stored result whose model differs from what the profile builds now is refused, not mixed into the report;
+    one of the same model under a renamed recipe is taken."""
     bench = bench_script("bench_bridge3d")
-    root = shared_data / "volumes" / "hippocampus_mri_msd"
-    if not (root / "images").is_dir():
-        pytest.skip(f"MSD hippocampus volumes not found in {root}")
+    monkeypatch.setattr(bench, "run_arm", lambda *a, **k: pytest.fail("nothing should train"))
     p = bench.load_profile("smoke")
-    stale = {"settings": json.loads(json.dumps(p)), "model": {"class_path": "unisegdiff.models.DeterministicSegmenter", "init_args": {}}}
+    settings = json.loads(json.dumps(p))
     path = tmp_path / "out" / "bridge3d_runs" / "smoke" / "unet" / "seed0.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(stale))
-    with pytest.raises(SystemExit, match="other settings"):
-        bench.main(["--profile", "smoke", "--data", str(root), "--out", str(tmp_path / "out"), "--work", str(tmp_path / "w"), "--arms", "unet"])
+    argv = ["--profile", "smoke", "--data", str(_empty_root(tmp_path)), "--out", str(tmp_path / "out"), "--work", str(tmp_path / "w"),
+            "--arms", "unet"]
+    other = {"class_path": "unisegdiff.models.DeterministicSegmenter", "init_args": {"features": [4, 4, 4, 4, 4, 4]}}
+    path.write_text(json.dumps({"settings": settings, "model": other}))
+    with pytest.raises(SystemExit, match="other settings or another model"):
+        bench.main(argv)
+    assert not bench.same_run({"settings": settings, "model": other}, settings, bench.model_fingerprint(p, "unet", False))
+    renamed = {**settings, "recipes": {"unet": ["my/unet_copy"], "staged": ["unisegdiff/staged"]}}
+    partial = bench.model_section(p, "unet")  # as stored by a file: defaults may be left out, they are filled in
+    assert bench.same_run({"settings": renamed, "model": partial}, settings, bench.model_fingerprint(p, "unet", False))
+
+
+def test_committed_legacy_results_are_taken_as_they_are(tmp_path, bench_script, monkeypatch):
+    """The committed cpu files predate the model fingerprint and the recipe keys: a rerun of the cpu profile takes all
+    of them (nothing retrains) and reports every arm with its seeds."""
+    import shutil
+
+    bench = bench_script("bench_bridge3d")
+    committed = bench.ROOT / "reports" / "bench" / "bridge3d_runs" / "cpu"
+    files = sorted(committed.glob("*/seed*.json"))
+    if not files:
+        pytest.skip(f"no committed bridge3d results in {committed}")
+    assert all("model" not in json.loads(f.read_text()) for f in files)  # all legacy: this test covers that path
+    out = tmp_path / "out"
+    shutil.copytree(committed, out / "bridge3d_runs" / "cpu")
+    monkeypatch.setattr(bench, "run_arm", lambda *a, **k: pytest.fail("a committed result was not taken"))
+    monkeypatch.setattr(bench, "pretrained_encoder", lambda *a, **k: pytest.fail("nothing should pretrain"))
+    present = {f.parent.name for f in files}
+    arms = [a for a in bench.ARMS if a.replace(" ", "_").replace("+", "and") in present]
+    seeds = {a: sorted(int(f.stem[4:]) for f in files if f.parent.name == a.replace(" ", "_").replace("+", "and")) for a in arms}
+    if any(s != [0, 1, 2] for s in seeds.values()):
+        pytest.skip(f"the committed cpu results are incomplete: {seeds}")
+    assert bench.main(["--profile", "cpu", "--data", str(_empty_root(tmp_path)), "--out", str(out), "--work", str(tmp_path / "w"),
+                       "--arms", *arms]) == 0
+    report = json.loads((out / "bridge3d.json").read_text())
+    assert {a: r["seeds"] for a, r in report["arms"].items()} == seeds
+
+
+def test_bad_model_keys_in_a_profile_are_refused(tmp_path, bench_script):
+    import yaml
+
+    bench = bench_script("bench_bridge3d")
+    base = {k: list(v) if isinstance(v, tuple) else v for k, v in bench.load_profile("smoke").items()}
+    cases = {
+        "stagd": ({"model_overrides": {"stagd": {"lr": 1.0}}}, "model_overrides maps kinds among"),
+        "sized": ({"model_overrides": {"staged": {"num_samples": 8}}}, r"model_overrides may not set \['num_samples'\]"),
+        "no_unet": ({"recipes": {"staged": ["unisegdiff/staged"]}}, "recipes must map each of"),
+        "empty": ({"recipes": {"unet": [], "staged": ["unisegdiff/staged"]}}, "recipes.unet must be a config name or a non-empty list"),
+    }
+    for name, (change, message) in cases.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({**base, **change}))
+        with pytest.raises(SystemExit, match=message):
+            bench.load_profile(str(path))
+    one = tmp_path / "one.yaml"
+    one.write_text(yaml.safe_dump({**base, "recipes": {"unet": "unisegdiff/unet", "staged": "unisegdiff/staged"}}))
+    assert bench.load_profile(str(one))["recipes"] == {"unet": ["unisegdiff/unet"], "staged": ["unisegdiff/staged"]}

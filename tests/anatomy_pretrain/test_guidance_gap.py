@@ -27,7 +27,7 @@ def test_gap_over_pretraining_runs_averages_probe_seeds_first(bench_script):
 
 def test_runs_that_do_not_split_into_probe_seed_groups_are_refused(bench_script):
     gap = bench_script("anatomy_guidance_gap")
-    with pytest.raises(ValueError, match="5 runs do not split into groups of 2 probe seeds"):
+    with pytest.raises(ValueError, match=r"5 runs are not 1 fold\(s\) x 3 pretraining seed\(s\) x 2 probe seed\(s\)"):
         gap.gap_rows(_result([0.7] * 5, [0.6] * 5))
     with pytest.raises(ValueError, match="they must pair one to one"):
         gap.gap_rows(_result([0.7] * 6, [0.6] * 4))
@@ -43,3 +43,11 @@ def test_report_marks_the_criterion(tmp_path, bench_script, capsys):
     out = capsys.readouterr().out
     assert "| met/anatomy.json | v | 3 | nonlinear |" in out and out.count("| met |") == 1 and "| not met |" in out
     assert gap.main([str(tmp_path / "absent.json")]) == 2
+
+
+def test_folds_average_into_their_pretraining_seed(bench_script):
+    """Two folds x two pretraining seeds x two probe seeds: two values, not four (folds are not pretraining runs)."""
+    gap = bench_script("anatomy_guidance_gap")
+    # fold 0: seed 0 (0.70, 0.72), seed 1 (0.60, 0.62); fold 1: seed 0 (0.74, 0.76), seed 1 (0.64, 0.66)
+    runs = [0.70, 0.72, 0.60, 0.62, 0.74, 0.76, 0.64, 0.66]
+    assert gap.by_pretraining_run(runs, 2, 2, 2) == pytest.approx([0.73, 0.63])

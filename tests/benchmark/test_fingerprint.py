@@ -47,6 +47,10 @@ def test_a_file_records_its_defaults_so_a_changed_class_default_invalidates_it()
     assert comparable_settings(new_file) != comparable_settings(current)
     old_file = {"profile": {}, "model": model}  # written before model_resolved: filled in with today's defaults
     assert comparable_settings(old_file) == comparable_settings(current)
+    # an argument added to the class since the file was written takes its default: the file stays valid
+    before_new_argument = {"profile": {}, "model": model,
+                           "model_resolved": {**today, "init_args": {k: v for k, v in today["init_args"].items() if k != "self_condition"}}}
+    assert comparable_settings(before_new_argument) == comparable_settings(current)
 
 
 def test_recipes_take_a_config_or_a_list_merged_in_order():

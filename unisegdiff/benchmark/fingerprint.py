@@ -9,13 +9,18 @@ import json
 from typing import Any
 
 
+def import_class(class_path: str) -> type:
+    """The class a config's ``class_path`` names; ImportError / AttributeError / ValueError when there is none."""
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
 def model_with_defaults(section: dict[str, Any]) -> dict[str, Any]:
     """``{class_path, init_args}`` with every argument the recipe left out set to the class's default, so two
     configs that build the same model (one spelling a default out, one omitting it) compare equal."""
-    module, _, name = section["class_path"].rpartition(".")
     try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):  # a class renamed since: compared as stored (it then differs, with the clear error)
+        cls = import_class(section["class_path"])
+    except (ImportError, AttributeError, ValueError):  # a class renamed since: compared as stored (it then differs, with the clear error)
         return json.loads(json.dumps(section))
     args = dict(section.get("init_args") or {})
     for param in list(inspect.signature(cls.__init__).parameters.values())[1:]:
@@ -35,8 +40,9 @@ def comparable_settings(settings: dict[str, Any]) -> dict[str, Any]:
     profile["recipes"] = {k: v for k, v in (profile.get("recipes") or {}).items() if k == "condition"}
     profile.pop("model_overrides", None)
     # files record their model with the defaults of the day (``model_resolved``): a class default changed since then
-    # makes them differ; older files lack it and are filled in with today's defaults
+    # makes them differ, while an argument added since takes its default (it did not exist, so the run had its old
+    # behaviour); older files lack it and are filled in with today's defaults
     resolved = s.pop("model_resolved", None)
     if s.get("model"):
-        s["model"] = resolved or model_with_defaults(s["model"])
+        s["model"] = model_with_defaults(resolved or s["model"])
     return s

@@ -16,7 +16,7 @@ import lightning as L
 import torch
 
 from unisegdiff.benchmark.calibration import PixelCalibration
-from unisegdiff.benchmark.fingerprint import comparable_settings, model_with_defaults
+from unisegdiff.benchmark.fingerprint import comparable_settings, import_class, model_with_defaults
 from unisegdiff.benchmark.profile import DIFFUSION_METHODS, BenchProfile
 from unisegdiff.benchmark.runs import evaluate_images, per_dataset_subset, train
 from unisegdiff.callbacks import run_record
@@ -57,15 +57,12 @@ class Benchmark:
     def check_model_classes(self) -> None:
         """Every method's composed model is of its recipe's kind (a variant's ``configs`` could name another one, whose
         run would then take the wrong training path): found now, not after hours of training."""
-        import importlib
-
         for method in self.profile.methods:
             recipe = self.profile.recipe_of(method)
             expected = StagedDiffusionSegmenter if recipe in DIFFUSION_METHODS else DeterministicSegmenter
             class_path = self.model_section(method)["class_path"]
-            module, _, name = class_path.rpartition(".")
             try:
-                cls = getattr(importlib.import_module(module), name)
+                cls = import_class(class_path)
             except (ImportError, AttributeError, ValueError) as error:
                 raise ValueError(f"benchmark profile: method {method!r} composes model class {class_path!r}, which cannot be "
                                  f"imported ({error})") from error
