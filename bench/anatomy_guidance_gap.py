@@ -60,10 +60,39 @@ def gap_rows(result: dict) -> list[dict]:
     return rows
 
 
+def control_rows(result: dict, control: dict) -> list[dict]:
+    """The zero-guide control (``bench_anatomy.py --probe-guide zeros --reuse`` on ``result``'s checkpoints): per probe
+    column both files have, over pretraining seeds, the guided arm with coordinates vs with a zero guide, and the
+    zero-guide arm vs unguided diffusion. The two files must share the pretraining design."""
+    keys = ("seeds", "pretrain_seeds", "folds", "pretrain_target", "pretrain_steps")
+    differ = [k for k in keys if result["settings"].get(k) != control["settings"].get(k)]
+    if differ:
+        raise ValueError(f"the control file was made with other {differ}; it must reuse the result file's checkpoints")
+    if control["settings"].get("probe_guide") != "zeros":
+        raise ValueError("the control file is not a --probe-guide zeros run")
+    st = result["settings"]
+    design = (len(st["seeds"]), len(st.get("pretrain_seeds", [0])), st.get("folds", 1))
+    rows = []
+    for column, zero in control.get("probes", {}).get(GUIDED, {}).items():
+        guided, unguided = (result["probes"].get(arm, {}).get(column) for arm in (GUIDED, UNGUIDED))
+        if guided is None or unguided is None:
+            continue
+        per_seed = {name: by_pretraining_run(runs["runs"], *design) for name, runs in
+                    (("guided", guided), ("zero", zero), ("unguided", unguided))}
+        rows.append({"column": column, "coords_vs_zero": paired_gap(per_seed["guided"], per_seed["zero"]),
+                     "zero_vs_unguided": paired_gap(per_seed["zero"], per_seed["unguided"])})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", help="anatomy*.json files written by bench/bench_anatomy.py")
+    parser.add_argument("--control", help="a --probe-guide zeros run on the checkpoints of the last result file: adds the "
+                        "table of what the guided arm keeps without its coordinates at probe time")
     args = parser.parse_args(argv)
+    if args.control and not Path(args.control).is_file():
+        print(f"error: {args.control} does not exist", file=sys.stderr)
+        return 2
     loaded = []
     for name in args.results:
         path = Path(name)
@@ -99,6 +128,17 @@ def main(argv: list[str] | None = None) -> int:
             pm = lambda m, sd: f"{m:.3f} +- {sd:.3f}" if q["n"] > 1 else f"{m:.3f}"  # noqa: E731
             print(f"| {label(path)} | {st.get('pretrain_target', 'x0')} | {q['n']} | {r['column']} | {pm(q['guided'], q['guided_std'])} | "
                   f"{pm(q['unguided'], q['unguided_std'])} | {100 * q['gap']:+.1f} | {ci} | {stds} | {met} |")
+    if args.control:
+        path, result = loaded[-1]
+        print("", f"Zero-guide control ({Path(args.control).parent.name}/{Path(args.control).name} on the checkpoints of "
+              f"{label(path)}; over pretraining seeds, gap in points with its 95% t-CI):", "", sep="\n")
+        print("| probe | guided, coordinates | guided, zero guide | unguided | coordinates - zero guide | zero guide - unguided |")
+        print("|---|---|---|---|---|---|")
+        for r in control_rows(result, json.loads(Path(args.control).read_text())):
+            a, b = r["coords_vs_zero"], r["zero_vs_unguided"]
+            cell = lambda g: f"{100 * g['gap']:+.1f} [{100 * g['ci_low']:+.1f}, {100 * g['ci_high']:+.1f}]"  # noqa: E731
+            print(f"| {r['column']} | {a['guided']:.3f} +- {a['guided_std']:.3f} | {a['unguided']:.3f} +- {a['unguided_std']:.3f} | "
+                  f"{b['unguided']:.3f} +- {b['unguided_std']:.3f} | {cell(a)} | {cell(b)} |")
     return 0
 
 

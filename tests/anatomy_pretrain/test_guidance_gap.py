@@ -51,3 +51,22 @@ def test_folds_average_into_their_pretraining_seed(bench_script):
     # fold 0: seed 0 (0.70, 0.72), seed 1 (0.60, 0.62); fold 1: seed 0 (0.74, 0.76), seed 1 (0.64, 0.66)
     runs = [0.70, 0.72, 0.60, 0.62, 0.74, 0.76, 0.64, 0.66]
     assert gap.by_pretraining_run(runs, 2, 2, 2) == pytest.approx([0.73, 0.63])
+
+
+def test_zero_guide_control_pairs_with_its_result_file(tmp_path, bench_script, capsys):
+    gap = bench_script("anatomy_guidance_gap")
+    result = _result([0.69, 0.71, 0.71, 0.73, 0.73, 0.75], [0.60, 0.60, 0.61, 0.61, 0.62, 0.62])
+    control = {"settings": {**result["settings"], "probe_guide": "zeros"},
+               "probes": {"diffusion + anatomy guidance": {"nonlinear": {"runs": [0.50, 0.52, 0.51, 0.53, 0.52, 0.54]}}}}
+    row = gap.control_rows(result, control)[0]
+    assert row["coords_vs_zero"]["gap"] == pytest.approx(0.72 - 0.52) and row["zero_vs_unguided"]["gap"] == pytest.approx(0.52 - 0.61)
+    with pytest.raises(ValueError, match="not a --probe-guide zeros run"):
+        gap.control_rows(result, {**control, "settings": result["settings"]})
+    with pytest.raises(ValueError, match=r"other \['pretrain_seeds'\]"):
+        gap.control_rows(result, {**control, "settings": {**control["settings"], "pretrain_seeds": [0]}})
+    main, ctl = tmp_path / "main.json", tmp_path / "zero" / "anatomy.json"
+    ctl.parent.mkdir()
+    main.write_text(json.dumps(result))
+    ctl.write_text(json.dumps(control))
+    assert gap.main([str(main), "--control", str(ctl)]) == 0
+    assert "| nonlinear | 0.720 +- 0.020 | 0.520 +- 0.010 | 0.610 +- 0.010 | +20.0 [" in capsys.readouterr().out
