@@ -41,7 +41,7 @@ def test_report_marks_the_criterion(tmp_path, bench_script, capsys):
     noisy.write_text(json.dumps(_result([0.70, 0.70, 0.60, 0.60, 0.66, 0.66], [0.64, 0.64, 0.65, 0.65, 0.66, 0.66])))
     assert gap.main([str(met), str(noisy)]) == 0
     out = capsys.readouterr().out
-    assert "| met/anatomy.json | v | 3 | nonlinear |" in out and out.count("| met |") == 1 and "| not met |" in out
+    assert "| met/anatomy.json | v | FiLM, 3 freq | 3 | nonlinear |" in out and out.count("| met |") == 1 and "| not met |" in out
     assert gap.main([str(tmp_path / "absent.json")]) == 2
 
 
@@ -70,3 +70,33 @@ def test_zero_guide_control_pairs_with_its_result_file(tmp_path, bench_script, c
     ctl.write_text(json.dumps(control))
     assert gap.main([str(main), "--control", str(ctl)]) == 0
     assert "| nonlinear | 0.720 +- 0.020 | 0.520 +- 0.010 | 0.610 +- 0.010 | +20.0 [" in capsys.readouterr().out
+
+
+def test_each_control_pairs_with_the_result_of_its_guidance_settings(tmp_path, bench_script, capsys):
+    """Two result files differing only in guidance dropout: each zero-guide control finds its own, and the tables name
+    the guidance; a control matching none of them is refused with the reason."""
+    gap = bench_script("anatomy_guidance_gap")
+    plain = _result([0.69, 0.71, 0.71, 0.73, 0.73, 0.75], [0.60, 0.60, 0.61, 0.61, 0.62, 0.62])
+    dropped = {**plain, "settings": {**plain["settings"], "guidance_dropout": 0.3}}
+    zero = lambda settings, runs: {"settings": {**settings, "probe_guide": "zeros"},  # noqa: E731
+                                   "probes": {"diffusion + anatomy guidance": {"nonlinear": {"runs": runs}}}}
+    files = {}
+    for name, body in {"plain.json": plain, "dropped.json": dropped,
+                       "plain_zero.json": zero(plain["settings"], [0.50] * 6),
+                       "dropped_zero.json": zero(dropped["settings"], [0.70] * 6)}.items():
+        files[name] = tmp_path / name
+        files[name].write_text(json.dumps(body))
+    assert gap.main([str(files["plain.json"]), str(files["dropped.json"]), "--control", str(files["dropped_zero.json"]),
+                     "--control", str(files["plain_zero.json"])]) == 0
+    out = capsys.readouterr().out
+    assert "| plain.json | v | FiLM, 3 freq | 3 x 2 x 1 fold |" in out and "| dropped.json | v | FiLM, 3 freq, dropout 0.3 | 3 |" in out
+    assert "on the checkpoints of dropped.json, guidance FiLM, 3 freq, dropout 0.3" in out
+    assert "| nonlinear | 0.720 +- 0.020 | 0.700 +- 0.000 | 0.610 +- 0.010 | +2.0 [" in out
+    assert "| nonlinear | 0.720 +- 0.020 | 0.500 +- 0.000 | 0.610 +- 0.010 | +22.0 [" in out
+    assert gap.main([str(files["plain.json"]), "--control", str(files["dropped_zero.json"])]) == 2
+    assert "pairs with 0 of the result files" in capsys.readouterr().err
+    assert gap.main([str(files["plain.json"]), "--control", str(files["plain.json"])]) == 2
+    assert "is not a --probe-guide zeros run" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"other \['guidance_dropout'\]"):
+        gap.control_rows(plain, zero(dropped["settings"], [0.7] * 6))
+    assert gap.guidance_label({"guidance": "input", "guidance_frequencies": 5, "guidance_levels": [3, 4]}) == "input, 5 freq, levels 3 4"
