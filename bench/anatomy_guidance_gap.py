@@ -18,15 +18,21 @@ from pathlib import Path
 from scipy import stats
 
 GUIDED, UNGUIDED = "diffusion + anatomy guidance", "diffusion"
-# what a control file must share with its result file: the pretraining design and the guided arm's guidance settings
-# (bench_anatomy.py records the guidance keys only when they were set; absent reads as the default)
+# a control file must share every setting with its result file except what only the probing run chose; these must be
+# recorded in both, the others are compared where both files record them; the guidance keys are recorded only when set
+# (absent reads as the default)
 CONTROL_KEYS = ("seeds", "pretrain_seeds", "folds", "pretrain_target", "pretrain_steps")
+PROBE_RUN_KEYS = ("probe_guide", "arms", "columns")
 GUIDANCE_DEFAULTS = {"guidance": "film", "guidance_frequencies": 3, "guidance_dropout": 0.0, "guidance_levels": None}
 
 
 def guidance_settings(settings: dict) -> dict:
-    """The guided arm's guidance settings of a result file, defaults filled in."""
-    return {k: settings.get(k) if settings.get(k) is not None else d for k, d in GUIDANCE_DEFAULTS.items()}
+    """The guided arm's guidance settings of a result file, defaults filled in; FiLM levels sorted, all five = None."""
+    g = {k: settings.get(k) if settings.get(k) is not None else d for k, d in GUIDANCE_DEFAULTS.items()}
+    if g["guidance_levels"] is not None:
+        levels = sorted(g["guidance_levels"])
+        g["guidance_levels"] = None if levels == [0, 1, 2, 3, 4] else levels
+    return g
 
 
 def guidance_label(settings: dict) -> str:
@@ -83,8 +89,11 @@ def gap_rows(result: dict) -> list[dict]:
 
 def control_differences(result: dict, control: dict) -> list[str]:
     """The settings in which ``control`` differs from ``result``: empty when it can have reused its checkpoints."""
-    differ = [k for k in CONTROL_KEYS if result["settings"].get(k) != control["settings"].get(k)]
-    mine, theirs = guidance_settings(result["settings"]), guidance_settings(control["settings"])
+    a, b = result["settings"], control["settings"]
+    differ = [k for k in CONTROL_KEYS if a.get(k) != b.get(k)]
+    skip = set(CONTROL_KEYS) | set(PROBE_RUN_KEYS) | set(GUIDANCE_DEFAULTS)
+    differ += sorted(k for k in a.keys() & b.keys() if k not in skip and a[k] != b[k])
+    mine, theirs = guidance_settings(a), guidance_settings(b)
     return differ + [k for k in GUIDANCE_DEFAULTS if mine[k] != theirs[k]]
 
 
@@ -119,17 +128,54 @@ def main(argv: list[str] | None = None) -> int:
                         "paired with the result file of the same design and guidance settings): adds the table of what "
                         "the guided arm keeps without its coordinates at probe time")
     args = parser.parse_args(argv)
-    for name in args.control:
-        if not Path(name).is_file():
-            print(f"error: {name} does not exist", file=sys.stderr)
-            return 2
-    loaded = []
-    for name in args.results:
+    def read(name: str) -> dict | None:
         path = Path(name)
         if not path.is_file():
             print(f"error: {path} does not exist", file=sys.stderr)
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            print(f"error: {path} is not JSON ({exc}); pass the anatomy.json that bench_anatomy.py wrote", file=sys.stderr)
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
+            print(f"error: {path} has no 'settings'; it is not a bench_anatomy.py result file", file=sys.stderr)
+            return None
+        return data
+
+    loaded = []
+    for name in args.results:
+        data = read(name)
+        if data is None:
             return 2
-        loaded.append((path, json.loads(path.read_text())))
+        loaded.append((Path(name), data))
+    # every control is paired before anything is printed, so an error leaves no half report
+    pairs = []
+    for name in args.control:
+        control = read(name)
+        if control is None:
+            return 2
+        if control["settings"].get("probe_guide") != "zeros":
+            print(f"error: {name} is not a --probe-guide zeros run", file=sys.stderr)
+            return 2
+        matches = [(path, result) for path, result in loaded
+                   if result["settings"].get("probe_guide") != "zeros" and not control_differences(result, control)]
+        if not matches:
+            print(f"error: {name} pairs with none of the result files (it must reuse the checkpoints of one: the same "
+                  "pretraining design and guidance settings); give its result file too", file=sys.stderr)
+            return 2
+        if len(matches) > 1:
+            print(f"error: {name} pairs with {len(matches)} result files ({', '.join(str(p) for p, _ in matches)}); they "
+                  "share their settings, so give only the one whose checkpoints the control reused", file=sys.stderr)
+            return 2
+        pairs.append((Path(name), control, *matches[0]))
+
+    try:  # a file of a run still in progress, or unpaired arms, fail before anything is printed too
+        rows = [gap_rows(result) for _, result in loaded]
+        control_tables = [control_rows(result, control) for _, control, _, result in pairs]
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     def label(path: Path) -> str:  # bench_anatomy.py names every report anatomy.json inside its --out folder
         return f"{path.parent.name}/{path.name}" if path.name == "anatomy.json" and path.parent.name != "bench" else path.name
@@ -137,10 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     print("Over runs (pretraining seeds x probe seeds x folds, each run one unit):", "", sep="\n")
     print("| result file | target | guidance | pretraining seeds x probe seeds | probe | guided | unguided | gap (points) | 95% t-CI | gap / larger std |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for path, result in loaded:
+    for (path, result), result_rows in zip(loaded, rows):
         st = result["settings"]
         design = f"{len(st.get('pretrain_seeds', [0]))} x {len(st['seeds'])} x {st['folds']} fold"
-        for r in gap_rows(result):
+        for r in result_rows:
             print(f"| {label(path)} | {st.get('pretrain_target', 'x0')} | {guidance_label(st)} | {design} | {r['column']} | {r['guided']:.3f} +- {r['guided_std']:.3f} | "
                   f"{r['unguided']:.3f} +- {r['unguided_std']:.3f} | {100 * r['gap']:+.1f} | {100 * r['ci_low']:+.1f} to {100 * r['ci_high']:+.1f} | "
                   f"{r['gap_in_stds']:.1f} |")
@@ -148,9 +194,9 @@ def main(argv: list[str] | None = None) -> int:
           "", sep="\n")
     print("| result file | target | guidance | pretraining seeds | probe | guided | unguided | gap (points) | 95% t-CI | gap / larger std | criterion |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for path, result in loaded:
+    for (path, result), result_rows in zip(loaded, rows):
         st = result["settings"]
-        for r in gap_rows(result):
+        for r in result_rows:
             q = r["pretraining"]
             met = "met" if q["n"] >= 3 and q["gap_in_stds"] >= 2 else "not met" if q["n"] >= 3 else f"needs >= 3 runs ({q['n']})"
             ci = f"{100 * q['ci_low']:+.1f} to {100 * q['ci_high']:+.1f}" if q["n"] > 1 else "-"
@@ -158,22 +204,12 @@ def main(argv: list[str] | None = None) -> int:
             pm = lambda m, sd: f"{m:.3f} +- {sd:.3f}" if q["n"] > 1 else f"{m:.3f}"  # noqa: E731
             print(f"| {label(path)} | {st.get('pretrain_target', 'x0')} | {guidance_label(st)} | {q['n']} | {r['column']} | {pm(q['guided'], q['guided_std'])} | "
                   f"{pm(q['unguided'], q['unguided_std'])} | {100 * q['gap']:+.1f} | {ci} | {stds} | {met} |")
-    for name in args.control:
-        control = json.loads(Path(name).read_text())
-        if control.get("settings", {}).get("probe_guide") != "zeros":
-            print(f"error: {name} is not a --probe-guide zeros run", file=sys.stderr)
-            return 2
-        matches = [(path, result) for path, result in loaded if not control_differences(result, control)]
-        if len(matches) != 1:
-            print(f"error: {name} pairs with {len(matches)} of the result files (it must reuse the checkpoints of exactly "
-                  "one: same pretraining design and guidance settings); give its result file too", file=sys.stderr)
-            return 2
-        path, result = matches[0]
-        print("", f"Zero-guide control ({label(Path(name))} on the checkpoints of {label(path)}, guidance "
+    for (name, control, path, result), table in zip(pairs, control_tables):
+        print("", f"Zero-guide control ({label(name)} on the checkpoints of {label(path)}, guidance "
               f"{guidance_label(result['settings'])}; over pretraining seeds, gap in points with its 95% t-CI):", "", sep="\n")
         print("| probe | guided, coordinates | guided, zero guide | unguided | coordinates - zero guide | zero guide - unguided |")
         print("|---|---|---|---|---|---|")
-        for r in control_rows(result, control):
+        for r in table:
             a, b = r["coords_vs_zero"], r["zero_vs_unguided"]
             cell = lambda g: f"{100 * g['gap']:+.1f} [{100 * g['ci_low']:+.1f}, {100 * g['ci_high']:+.1f}]"  # noqa: E731
             print(f"| {r['column']} | {a['guided']:.3f} +- {a['guided_std']:.3f} | {a['unguided']:.3f} +- {a['unguided_std']:.3f} | "

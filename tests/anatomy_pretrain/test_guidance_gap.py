@@ -94,9 +94,42 @@ def test_each_control_pairs_with_the_result_of_its_guidance_settings(tmp_path, b
     assert "| nonlinear | 0.720 +- 0.020 | 0.700 +- 0.000 | 0.610 +- 0.010 | +2.0 [" in out
     assert "| nonlinear | 0.720 +- 0.020 | 0.500 +- 0.000 | 0.610 +- 0.010 | +22.0 [" in out
     assert gap.main([str(files["plain.json"]), "--control", str(files["dropped_zero.json"])]) == 2
-    assert "pairs with 0 of the result files" in capsys.readouterr().err
+    assert "pairs with none of the result files" in capsys.readouterr().err
     assert gap.main([str(files["plain.json"]), "--control", str(files["plain.json"])]) == 2
     assert "is not a --probe-guide zeros run" in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"other \['guidance_dropout'\]"):
         gap.control_rows(plain, zero(dropped["settings"], [0.7] * 6))
     assert gap.guidance_label({"guidance": "input", "guidance_frequencies": 5, "guidance_levels": [3, 4]}) == "input, 5 freq, levels 3 4"
+
+
+def test_control_pairing_checks_every_pretraining_setting_and_fails_before_printing(tmp_path, bench_script, capsys):
+    """A control of other pretraining settings (not only the design keys) is refused; two indistinguishable result files
+    are named; a zero-guide file never pairs with itself; levels in another order, or all five, read as the same;
+    bad files fail with a message and print no half report."""
+    gap = bench_script("anatomy_guidance_gap")
+    plain = _result([0.69, 0.71, 0.71, 0.73, 0.73, 0.75], [0.60, 0.60, 0.61, 0.61, 0.62, 0.62])
+    plain["settings"].update({"pretrain_decorrelation": 1.0, "arms": ["diffusion", "guided"], "guidance_levels": [4, 3]})
+    zero = {"settings": {**plain["settings"], "probe_guide": "zeros", "arms": ["guided"], "guidance_levels": [3, 4]},
+            "probes": {"diffusion + anatomy guidance": {"nonlinear": {"runs": [0.5] * 6}}}}
+    assert gap.control_differences(plain, zero) == []
+    assert gap.guidance_settings({"guidance_levels": [4, 3, 2, 1, 0]})["guidance_levels"] is None
+    assert gap.control_differences(plain, {**zero, "settings": {**zero["settings"], "pretrain_decorrelation": 0.0}}) == ["pretrain_decorrelation"]
+    paths = {}
+    for name, body in {"a.json": plain, "b.json": plain, "zero.json": zero}.items():
+        paths[name] = tmp_path / name
+        paths[name].write_text(json.dumps(body))
+    (tmp_path / "broken.json").write_text("{not json")
+    assert gap.main([str(paths["a.json"]), str(paths["b.json"]), "--control", str(paths["zero.json"])]) == 2
+    captured = capsys.readouterr()
+    assert "pairs with 2 result files" in captured.err and captured.out == ""
+    assert gap.main([str(paths["a.json"]), str(paths["zero.json"]), "--control", str(paths["zero.json"])]) == 0
+    assert "on the checkpoints of a.json" in capsys.readouterr().out
+    assert gap.main([str(tmp_path / "broken.json")]) == 2
+    captured = capsys.readouterr()
+    assert "broken.json is not JSON" in captured.err and captured.out == ""
+    short = _result([0.7] * 5, [0.6] * 5)
+    paths["short.json"] = tmp_path / "short.json"
+    paths["short.json"].write_text(json.dumps(short))
+    assert gap.main([str(paths["a.json"]), str(paths["short.json"])]) == 2
+    captured = capsys.readouterr()
+    assert "5 runs are not" in captured.err and captured.out == ""
