@@ -15,7 +15,7 @@ from monai.networks.utils import one_hot
 
 from anatomy_pretrain.backbone import GuidedUNet3D
 from anatomy_pretrain.checkpoints import frozen, load_pretrained_backbone
-from anatomy_pretrain.coordinate_embedding import guide_from_batch
+from anatomy_pretrain.coordinate_embedding import coordinate_embedding, embedding_channels, guide_from_batch
 from anatomy_pretrain.heads import make_head
 
 
@@ -24,7 +24,11 @@ class SegmentationProbe(L.LightningModule):
     coordinate maps of the data (``batch["coords"]``), as in pretraining. ``finetune=False`` freezes the backbone (probing).
     ``probe_guide="zeros"``: a guided backbone gets a zero guide instead, the control that separates better image
     features from coordinates handed to the probe. A backbone pretrained with ``guidance_dropout`` > 0 has seen zero
-    guides; one pretrained without has not, so for it the control also measures an input it never saw."""
+    guides; one pretrained without has not, so for it the control also measures an input it never saw.
+    ``probe_guide="head"``: the coordinates go to the head instead (their sin/cos embedding, ``num_frequencies`` of the
+    backbone or 3, as one more input level at full resolution), and the backbone gets no guide (a zero one when
+    guided): the control that asks whether position handed to the probe explains a guided backbone's lead. It needs
+    the coordinate maps in the data for every backbone, guided or not."""
 
     def __init__(
         self,
@@ -40,11 +44,11 @@ class SegmentationProbe(L.LightningModule):
         roi_size: tuple[int, int, int] = (32, 32, 32),
         sw_overlap: float = 0.25,
         class_names: list[str] | None = None,
-        probe_guide: Literal["coords", "zeros"] = "coords",
+        probe_guide: Literal["coords", "zeros", "head"] = "coords",
     ):
         super().__init__()
-        if probe_guide not in ("coords", "zeros"):
-            raise ValueError(f"probe_guide must be 'coords' or 'zeros', got {probe_guide!r}")
+        if probe_guide not in ("coords", "zeros", "head"):
+            raise ValueError(f"probe_guide must be 'coords', 'zeros' or 'head', got {probe_guide!r}")
         self.save_hyperparameters()
         self.guidance, self.num_frequencies = "none", 3
         if pretrainer_ckpt:
@@ -54,7 +58,10 @@ class SegmentationProbe(L.LightningModule):
             self.net = GuidedUNet3D(features=features)
         if not finetune:
             frozen(self.net)
-        self.head = make_head(head, self.net.encoder_channels, num_classes, head_width, head_fuse_level)
+        in_channels = tuple(self.net.encoder_channels)
+        if probe_guide == "head":  # the coordinate embedding is one more pyramid level of the head's input
+            in_channels += (embedding_channels(self.num_frequencies),)
+        self.head = make_head(head, in_channels, num_classes, head_width, head_fuse_level)
         self.loss = DiceCELoss(to_onehot_y=True, softmax=True)
         self.inferer = SlidingWindowInferer(roi_size=roi_size, sw_batch_size=4, overlap=sw_overlap, mode="gaussian")
         self.dice = DiceMetric(include_background=False, reduction="mean_batch", ignore_empty=True)
@@ -68,11 +75,17 @@ class SegmentationProbe(L.LightningModule):
         return self
 
     def forward(self, image: torch.Tensor, coords: torch.Tensor | None = None) -> torch.Tensor:
+        mode = self.hparams.probe_guide
+        if mode == "head" and coords is None:
+            raise ValueError("probe_guide='head' hands the coordinates to the head: set data.init_args.coordinate_ckpt "
+                             "(VolumeDataModule(coordinate_ckpt=...)) for this backbone too, guided or not")
         guide = guide_from_batch({"coords": coords} if coords is not None else {}, self.guidance, self.num_frequencies)
-        if guide is not None and self.hparams.probe_guide == "zeros":
+        if guide is not None and mode in ("zeros", "head"):
             guide = torch.zeros_like(guide)
         with torch.set_grad_enabled(self.hparams.finetune and torch.is_grad_enabled()):
             feats = self.net.encode(image, guide)
+        if mode == "head":
+            feats = [*feats, coordinate_embedding(coords.to(image.dtype), self.num_frequencies)]
         return self.head(feats)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

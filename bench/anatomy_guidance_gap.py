@@ -4,7 +4,7 @@ same at the level of pretraining seeds (each arm's runs averaged over probe seed
 replication is the pretraining run: issue 19's criterion (a gap of at least 2 std over >= 3 pretraining seeds) is read there.
 
 Usage: python bench/anatomy_guidance_gap.py reports/bench/anatomy_pretrain_seeds.json [more.json ...] [--control zero.json ...]
-(prints markdown; each --probe-guide zeros control is paired with the result file whose checkpoints it reused)
+(prints markdown; each --probe-guide zeros or head control is paired with the result file whose checkpoints it reused)
 """
 
 from __future__ import annotations
@@ -97,26 +97,33 @@ def control_differences(result: dict, control: dict) -> list[str]:
     return differ + [k for k in GUIDANCE_DEFAULTS if mine[k] != theirs[k]]
 
 
+# per control kind (the control run's probe_guide): the arm it probes and how the report names it
+CONTROLS = {"zeros": (GUIDED, "guided, zero guide"), "head": (UNGUIDED, "unguided, coordinates in the head")}
+
+
 def control_rows(result: dict, control: dict) -> list[dict]:
-    """The zero-guide control (``bench_anatomy.py --probe-guide zeros --reuse`` on ``result``'s checkpoints): per probe
-    column both files have, over pretraining seeds, the guided arm with coordinates vs with a zero guide, and the
-    zero-guide arm vs unguided diffusion. The two files must share the pretraining design."""
+    """A control run on ``result``'s checkpoints (``bench_anatomy.py --reuse``), per probe column both files have, over
+    pretraining seeds. ``--probe-guide zeros``: the guided arm with coordinates vs with a zero guide (``guided_vs_control``)
+    and the zero-guide arm vs unguided diffusion (``control_vs_unguided``). ``--probe-guide head``: the guided arm vs the
+    unguided backbone whose head gets the coordinates, and that vs plain unguided diffusion. The files must share the
+    pretraining design and guidance settings."""
     differ = control_differences(result, control)
     if differ:
         raise ValueError(f"the control file was made with other {differ}; it must reuse the result file's checkpoints")
-    if control["settings"].get("probe_guide") != "zeros":
-        raise ValueError("the control file is not a --probe-guide zeros run")
+    kind = control["settings"].get("probe_guide")
+    if kind not in CONTROLS:
+        raise ValueError("the control file is not a --probe-guide zeros or head run")
     st = result["settings"]
     design = (len(st["seeds"]), len(st.get("pretrain_seeds", [0])), st.get("folds", 1))
     rows = []
-    for column, zero in control.get("probes", {}).get(GUIDED, {}).items():
+    for column, probed in control.get("probes", {}).get(CONTROLS[kind][0], {}).items():
         guided, unguided = (result["probes"].get(arm, {}).get(column) for arm in (GUIDED, UNGUIDED))
         if guided is None or unguided is None:
             continue
         per_seed = {name: by_pretraining_run(runs["runs"], *design) for name, runs in
-                    (("guided", guided), ("zero", zero), ("unguided", unguided))}
-        rows.append({"column": column, "coords_vs_zero": paired_gap(per_seed["guided"], per_seed["zero"]),
-                     "zero_vs_unguided": paired_gap(per_seed["zero"], per_seed["unguided"])})
+                    (("guided", guided), ("control", probed), ("unguided", unguided))}
+        rows.append({"column": column, "guided_vs_control": paired_gap(per_seed["guided"], per_seed["control"]),
+                     "control_vs_unguided": paired_gap(per_seed["control"], per_seed["unguided"])})
     return rows
 
 
@@ -124,9 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", help="anatomy*.json files written by bench/bench_anatomy.py")
     parser.add_argument("--control", action="append", default=[],
-                        help="a --probe-guide zeros run on the checkpoints of one of the result files (repeatable; each is "
-                        "paired with the result file of the same design and guidance settings): adds the table of what "
-                        "the guided arm keeps without its coordinates at probe time")
+                        help="a --probe-guide zeros or head run on the checkpoints of one of the result files (repeatable; "
+                        "each is paired with the result file of the same design and guidance settings): adds the table of "
+                        "what the guided arm keeps without its coordinates at probe time (zeros), or of what an unguided "
+                        "backbone gains when its probe head gets them (head)")
     args = parser.parse_args(argv)
     def read(name: str) -> dict | None:
         path = Path(name)
@@ -155,11 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         control = read(name)
         if control is None:
             return 2
-        if control["settings"].get("probe_guide") != "zeros":
-            print(f"error: {name} is not a --probe-guide zeros run", file=sys.stderr)
+        if control["settings"].get("probe_guide") not in CONTROLS:
+            print(f"error: {name} is not a --probe-guide zeros or head run", file=sys.stderr)
             return 2
         matches = [(path, result) for path, result in loaded
-                   if result["settings"].get("probe_guide") != "zeros" and not control_differences(result, control)]
+                   if result["settings"].get("probe_guide") not in CONTROLS and not control_differences(result, control)]
         if not matches:
             print(f"error: {name} pairs with none of the result files (it must reuse the checkpoints of one: the same "
                   "pretraining design and guidance settings); give its result file too", file=sys.stderr)
@@ -205,12 +213,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {label(path)} | {st.get('pretrain_target', 'x0')} | {guidance_label(st)} | {q['n']} | {r['column']} | {pm(q['guided'], q['guided_std'])} | "
                   f"{pm(q['unguided'], q['unguided_std'])} | {100 * q['gap']:+.1f} | {ci} | {stds} | {met} |")
     for (name, control, path, result), table in zip(pairs, control_tables):
-        print("", f"Zero-guide control ({label(name)} on the checkpoints of {label(path)}, guidance "
+        kind = control["settings"]["probe_guide"]
+        title = "Zero-guide control" if kind == "zeros" else "Coordinates-in-the-head control"
+        print("", f"{title} ({label(name)} on the checkpoints of {label(path)}, guidance "
               f"{guidance_label(result['settings'])}; over pretraining seeds, gap in points with its 95% t-CI):", "", sep="\n")
-        print("| probe | guided, coordinates | guided, zero guide | unguided | coordinates - zero guide | zero guide - unguided |")
+        arm = CONTROLS[kind][1]
+        gaps = ("coordinates - zero guide", "zero guide - unguided") if kind == "zeros" else \
+            ("guided - unguided with coordinates in the head", "coordinates in the head - unguided")
+        print(f"| probe | guided, coordinates | {arm} | unguided | {gaps[0]} | {gaps[1]} |")
         print("|---|---|---|---|---|---|")
         for r in table:
-            a, b = r["coords_vs_zero"], r["zero_vs_unguided"]
+            a, b = r["guided_vs_control"], r["control_vs_unguided"]
             cell = lambda g: f"{100 * g['gap']:+.1f} [{100 * g['ci_low']:+.1f}, {100 * g['ci_high']:+.1f}]"  # noqa: E731
             print(f"| {r['column']} | {a['guided']:.3f} +- {a['guided_std']:.3f} | {a['unguided']:.3f} +- {a['unguided_std']:.3f} | "
                   f"{b['unguided']:.3f} +- {b['unguided_std']:.3f} | {cell(a)} | {cell(b)} |")

@@ -289,7 +289,9 @@ def probe_arms(p, ckpts: dict, runs: dict, results: dict, make_data, progress, c
         head, steps_key, budget_key, finetune = PROBES[col]
         for seed in p["seeds"]:
             for name, ckpt in ckpts.items():
-                labelled = make_data(is_guided(name), p[budget_key] if budget_key else None)
+                # --probe-guide head hands the coordinates to every arm's head, so every arm's data carries them
+                with_coords = is_guided(name) or p.get("probe_guide") == "head"
+                labelled = make_data(with_coords, p[budget_key] if budget_key else None)
                 runs[name][col].append(probe(p, labelled, ckpt, head, p[steps_key], len(names) + 1, list(names), seed=seed,
                                              finetune=finetune))
                 results["probes"][name] = {c: summarize(v) for c, v in runs[name].items() if v}
@@ -355,7 +357,10 @@ def write_reports(results: dict, out_dir: Path, stem: str = "anatomy") -> None:
                      f"pretraining guidance dropout {st.get('guidance_dropout', 0.0)}: "
                      + ("they saw zero guides in pretraining)." if st.get("guidance_dropout", 0.0) > 0 else
                         "they never saw a zero guide in pretraining, so this also measures an unseen input).")
-                     if st.get("probe_guide") == "zeros" else ""), "",
+                     if st.get("probe_guide") == "zeros" else "")
+                  + (" **Control: every probe head gets the coordinate embedding** (one more input level, full resolution) and "
+                     "no backbone is guided (guided ones get a zero guide): does position handed to the probe explain the "
+                     "guided arm's lead?" if st.get("probe_guide") == "head" else ""), "",
                   f"| initialization | non-linear probe | linear probe | non-linear, {st['low_label_cases']} labelled volumes | fine-tuning |",
                   "|---|---|---|---|---|"]
         for name, r in rows.items():
@@ -413,9 +418,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guidance-dropout", type=float, help="the guided arm's per-sample guide dropout in pretraining (default 0)")
     parser.add_argument("--guidance-levels", type=int, nargs="+", choices=range(5), help="the encoder levels FiLM guidance "
                         "enters (0 = full resolution .. 4 = 1/16; default all; fresh --work)")
-    parser.add_argument("--probe-guide", choices=["coords", "zeros"], help="what guided backbones get at probe time: their "
-                        "coordinates (default) or a zero guide, the control for coordinates handed to the probe (--reuse the "
-                        "checkpoints of a finished run with another --out)")
+    parser.add_argument("--probe-guide", choices=["coords", "zeros", "head"], help="what guided backbones get at probe time: "
+                        "their coordinates (default) or a zero guide, the control for coordinates handed to the probe; or "
+                        "'head': every arm's probe head gets the coordinate embedding and no backbone is guided (does "
+                        "position alone explain the guided arm's lead?). Controls --reuse the checkpoints of a finished run "
+                        "with another --out")
     parser.add_argument("--arms", nargs="+", choices=list(ARM_IDS), default=list(ARM_IDS),
                         help="arms to pretrain and probe (default: all four; e.g. diffusion guided for the guidance gap "
                         "alone, about half the time); the ordering verdict needs all four. The hippocampus chain always "

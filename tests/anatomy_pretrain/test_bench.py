@@ -214,3 +214,18 @@ def test_probe_guide_reaches_the_probe(bench_script, monkeypatch):
         with pytest.raises(Stop):
             bench.probe(p, None, None, "nonlinear", 1, 16, [f"c{i}" for i in range(15)])
         assert built[-1]["probe_guide"] == expected
+
+
+def test_head_probe_guide_gives_every_arm_coordinates(bench_script, monkeypatch):
+    """--probe-guide head: the probe data of unguided arms carry the coordinate maps too (the head needs them); by
+    default only the guided arm's do."""
+    bench = bench_script("bench_anatomy")
+    monkeypatch.setattr(bench, "probe", lambda *a, **k: {"dice": {"mean": 0.5, "c1": 0.5}, "sec_per_step": 0.1})
+    ckpts = {"diffusion": "d.ckpt", "diffusion + anatomy guidance": "g.ckpt"}
+    for probe_guide, expected in ((None, [False, True]), ("head", [True, True])):
+        asked = []
+        p = {"seeds": [0], "probe_steps": 1} | ({"probe_guide": probe_guide} if probe_guide else {})
+        runs = {name: {"nonlinear": []} for name in ckpts}
+        bench.probe_arms(p, ckpts, runs, {"probes": {}}, lambda with_coords, budget: asked.append(with_coords), lambda: None,
+                         columns=["nonlinear"], names=["c1"])
+        assert asked == expected

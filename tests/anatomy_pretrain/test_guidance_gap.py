@@ -59,8 +59,8 @@ def test_zero_guide_control_pairs_with_its_result_file(tmp_path, bench_script, c
     control = {"settings": {**result["settings"], "probe_guide": "zeros"},
                "probes": {"diffusion + anatomy guidance": {"nonlinear": {"runs": [0.50, 0.52, 0.51, 0.53, 0.52, 0.54]}}}}
     row = gap.control_rows(result, control)[0]
-    assert row["coords_vs_zero"]["gap"] == pytest.approx(0.72 - 0.52) and row["zero_vs_unguided"]["gap"] == pytest.approx(0.52 - 0.61)
-    with pytest.raises(ValueError, match="not a --probe-guide zeros run"):
+    assert row["guided_vs_control"]["gap"] == pytest.approx(0.72 - 0.52) and row["control_vs_unguided"]["gap"] == pytest.approx(0.52 - 0.61)
+    with pytest.raises(ValueError, match="not a --probe-guide zeros or head run"):
         gap.control_rows(result, {**control, "settings": result["settings"]})
     with pytest.raises(ValueError, match=r"other \['pretrain_seeds'\]"):
         gap.control_rows(result, {**control, "settings": {**control["settings"], "pretrain_seeds": [0]}})
@@ -96,7 +96,7 @@ def test_each_control_pairs_with_the_result_of_its_guidance_settings(tmp_path, b
     assert gap.main([str(files["plain.json"]), "--control", str(files["dropped_zero.json"])]) == 2
     assert "pairs with none of the result files" in capsys.readouterr().err
     assert gap.main([str(files["plain.json"]), "--control", str(files["plain.json"])]) == 2
-    assert "is not a --probe-guide zeros run" in capsys.readouterr().err
+    assert "is not a --probe-guide zeros or head run" in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"other \['guidance_dropout'\]"):
         gap.control_rows(plain, zero(dropped["settings"], [0.7] * 6))
     assert gap.guidance_label({"guidance": "input", "guidance_frequencies": 5, "guidance_levels": [3, 4]}) == "input, 5 freq, levels 3 4"
@@ -133,3 +133,23 @@ def test_control_pairing_checks_every_pretraining_setting_and_fails_before_print
     assert gap.main([str(paths["a.json"]), str(paths["short.json"])]) == 2
     captured = capsys.readouterr()
     assert "5 runs are not" in captured.err and captured.out == ""
+
+
+def test_coordinates_in_the_head_control_compares_the_unguided_arm(tmp_path, bench_script, capsys):
+    """--probe-guide head: the control's unguided arm (coordinates in its head) against the guided arm and plain
+    unguided diffusion, over pretraining seeds."""
+    gap = bench_script("anatomy_guidance_gap")
+    result = _result([0.69, 0.71, 0.71, 0.73, 0.73, 0.75], [0.60, 0.60, 0.61, 0.61, 0.62, 0.62])
+    head = {"settings": {**result["settings"], "probe_guide": "head", "arms": ["diffusion"]},
+            "probes": {"diffusion": {"nonlinear": {"runs": [0.70, 0.70, 0.71, 0.71, 0.72, 0.72]}}}}
+    row = gap.control_rows(result, head)[0]
+    assert row["guided_vs_control"]["gap"] == pytest.approx(0.72 - 0.71)
+    assert row["control_vs_unguided"]["gap"] == pytest.approx(0.71 - 0.61)
+    res, ctl = tmp_path / "result.json", tmp_path / "head.json"
+    res.write_text(json.dumps(result))
+    ctl.write_text(json.dumps(head))
+    assert gap.main([str(res), "--control", str(ctl)]) == 0
+    out = capsys.readouterr().out
+    assert "Coordinates-in-the-head control (head.json on the checkpoints of result.json" in out
+    assert "| probe | guided, coordinates | unguided, coordinates in the head | unguided |" in out
+    assert "| nonlinear | 0.720 +- 0.020 | 0.710 +- 0.010 | 0.610 +- 0.010 | +1.0 [" in out

@@ -4,7 +4,7 @@ sliding-window evaluation gives per-class Dice."""
 import pytest
 import torch
 
-from anatomy_pretrain.coordinate_embedding import guide_from_batch
+from anatomy_pretrain.coordinate_embedding import coordinate_embedding, guide_from_batch
 from anatomy_pretrain.coordinate_model import AnatomicalCoordinateModel
 from anatomy_pretrain.heads import make_head
 from anatomy_pretrain.pretrainer import AnatomyGuidedDiffusionPretrainer
@@ -136,5 +136,28 @@ def test_zero_probe_guide_hides_the_coordinates_from_a_guided_backbone(guided_ck
         assert not torch.allclose(probes["coords"](image, a), probes["coords"](image, b))
         guide = guide_from_batch({"coords": a}, zeros.guidance, zeros.num_frequencies)
         assert torch.equal(zeros(image, a), zeros.head(zeros.net.encode(image, torch.zeros_like(guide))))
-    with pytest.raises(ValueError, match="probe_guide must be 'coords' or 'zeros'"):
+    with pytest.raises(ValueError, match="probe_guide must be 'coords', 'zeros' or 'head'"):
         SegmentationProbe(num_classes=4, features=TINY_FEATURES, probe_guide="shuffled")
+
+
+def test_head_probe_guide_hands_the_coordinates_to_the_head_of_any_backbone(guided_ckpt):
+    """probe_guide='head': an unguided backbone's probe sees position through its head (the output depends on the
+    coordinates, the backbone's features do not), a guided backbone gets a zero guide; the coordinates are required."""
+    torch.manual_seed(0)
+    image, a, b = torch.randn(1, 1, 32, 32, 32), torch.rand(1, 3, 32, 32, 32), torch.rand(1, 3, 32, 32, 32) * 5
+    for kind in ("linear", "nonlinear"):
+        plain = SegmentationProbe(num_classes=4, features=TINY_FEATURES, head=kind, head_width=4, probe_guide="head").eval()
+        assert plain.guidance == "none"
+        with torch.no_grad():
+            out = plain(image, a)
+            assert out.shape == (1, 4, 32, 32, 32)
+            assert not torch.allclose(out, plain(image, b))
+        with pytest.raises(ValueError, match="probe_guide='head' hands the coordinates to the head"):
+            plain(image)
+    guided = SegmentationProbe(num_classes=4, pretrainer_ckpt=guided_ckpt, features=TINY_FEATURES, head="linear", probe_guide="head").eval()
+    with torch.no_grad():
+        for p in guided.net.parameters():  # FiLM may start as the identity: make a guide matter if one reached it
+            p.add_(0.1 * torch.randn_like(p))
+        guide = guide_from_batch({"coords": a}, guided.guidance, guided.num_frequencies)
+        feats = guided.net.encode(image, torch.zeros_like(guide))
+        assert torch.allclose(guided(image, a), guided.head([*feats, coordinate_embedding(a, guided.num_frequencies)]))
