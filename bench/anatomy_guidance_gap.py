@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---|---|---|---|")
         for r in table:
             a, b = r["guided_vs_control"], r["control_vs_unguided"]
-            cell = lambda g: f"{100 * g['gap']:+.1f} [{100 * g['ci_low']:+.1f}, {100 * g['ci_high']:+.1f}]"  # noqa: E731
+            cell = lambda g: f"{100 * g['gap']:+.1f}" + (f" [{100 * g['ci_low']:+.1f}, {100 * g['ci_high']:+.1f}]" if g["n"] > 1 else "")  # noqa: E731
             print(f"| {r['column']} | {a['guided']:.3f} +- {a['guided_std']:.3f} | {a['unguided']:.3f} +- {a['unguided_std']:.3f} | "
                   f"{b['unguided']:.3f} +- {b['unguided_std']:.3f} | {cell(a)} | {cell(b)} |")
     return 0
