@@ -1,0 +1,142 @@
+"""Guidance variants of the phantom protocol, one bench_anatomy.py run each (non-linear probe, guided vs unguided),
+then the guidance-gap table over all of them: issue 19 item 3's search as one resumable command.
+
+Variants are data (configs/benchmark/anatomy/guidance_variants.yaml). Those that change only the guidance share one
+unguided arm: its coordinate and pretraining checkpoints are copied into each variant's work folder and reused
+(bench_anatomy.py --reuse checks their settings). A variant whose result file is complete is skipped, so a rerun
+continues where it stopped; one file per variant is written as soon as it is done.
+
+Usage: python bench/bench_anatomy_guidance_variants.py [--variants film input ...] [--work runs/anatomy_variants]
+       [--out reports/bench/anatomy_variants] [--seed-from runs/anatomy_v3]   -> <out>/<variant>/anatomy.json, <out>/summary.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from anatomy_pretrain.profiles import GUIDANCE_KEYS  # noqa: E402
+from unisegdiff.io import write_text_atomic  # noqa: E402
+
+VARIANTS = ROOT / "configs" / "benchmark" / "anatomy" / "guidance_variants.yaml"
+BASE_KEYS = {"profile", "pretrain_target", "pretrain_seeds"}
+SHARED_CKPTS = ("coordinates.ckpt", "pretrain_diffusion.ckpt")  # what guidance-only variants share
+
+
+def load_variants(path: Path = VARIANTS) -> tuple[dict, dict]:
+    """``(base, variants)`` of the variants file, checked: base has exactly BASE_KEYS, a variant only guidance keys or
+    ``profile``. Errors are SystemExit messages naming the file and the keys at fault."""
+    import yaml
+
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("base"), dict) or not isinstance(data.get("variants"), dict):
+        raise SystemExit(f"{path}: expected the mappings 'base' and 'variants'")
+    base, variants = data["base"], data["variants"]
+    if set(base) != BASE_KEYS:
+        raise SystemExit(f"{path}: base must have the keys {sorted(BASE_KEYS)}, got {sorted(base)}")
+    for name, v in variants.items():
+        unknown = sorted(set(v or {}) - GUIDANCE_KEYS - {"profile"})
+        if not isinstance(v, (dict, type(None))) or unknown:
+            raise SystemExit(f"{path}: variant {name!r} may set only {sorted(GUIDANCE_KEYS | {'profile'})}, got {unknown or v!r}")
+    return base, {name: dict(v or {}) for name, v in variants.items()}
+
+
+def bench_args(base: dict, variant: dict, work: Path, out: Path) -> list[str]:
+    """bench_anatomy.py's arguments for one variant (the guided and unguided arms, non-linear probe, no hippocampus)."""
+    args = ["--profile", str(variant.get("profile", base["profile"])), "--pretrain-target", str(base["pretrain_target"]),
+            "--pretrain-seeds", *map(str, base["pretrain_seeds"]), "--columns", "nonlinear", "--arms", "diffusion", "guided",
+            "--skip-hippocampus", "--reuse", "--work", str(work), "--out", str(out)]
+    for key in sorted(GUIDANCE_KEYS & set(variant)):
+        value = variant[key]
+        args += [f"--{key.replace('_', '-')}", *(map(str, value) if isinstance(value, (list, tuple)) else [str(value)])]
+    return args
+
+
+def seed_dirs(work: Path, seeds: list[int]) -> list[Path]:
+    """bench_anatomy.py's checkpoint folders of fold 0: seed 0 in fold0/, seed s in fold0/pretrain_seed<s>/."""
+    return [work / "fold0" if s == 0 else work / "fold0" / f"pretrain_seed{s}" for s in seeds]
+
+
+def share_unguided(source: Path, work: Path, seeds: list[int]) -> list[str]:
+    """Copy the coordinate model and the unguided checkpoints of ``source`` into ``work`` where ``work`` lacks them;
+    returns the copied paths (relative to ``work``). Nothing is overwritten."""
+    copied = []
+    for src_dir, dst_dir in zip(seed_dirs(source, seeds), seed_dirs(work, seeds)):
+        for name in SHARED_CKPTS:
+            if name == "coordinates.ckpt" and src_dir != source / "fold0":
+                continue  # one coordinate model per fold
+            src, dst = src_dir / name, dst_dir / name
+            if src.is_file() and not dst.exists():
+                dst_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+                copied.append(str(dst.relative_to(work)))
+    return copied
+
+
+def complete(result_file: Path, seeds: list[int]) -> bool:
+    """True when ``result_file`` holds every run of both arms (pretraining seeds x probe seeds)."""
+    if not result_file.is_file():
+        return False
+    r = json.loads(result_file.read_text())
+    want = len(seeds) * len(r["settings"]["seeds"])
+    probes = r.get("probes", {})
+    return all(len(probes.get(arm, {}).get("nonlinear", {}).get("runs", [])) == want
+               for arm in ("diffusion", "diffusion + anatomy guidance"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(VARIANTS))
+    parser.add_argument("--variants", nargs="+", help="variants to run (default: all of the config, in its order)")
+    parser.add_argument("--work", default=str(ROOT / "runs" / "anatomy_variants"))
+    parser.add_argument("--out", default=str(ROOT / "reports" / "bench" / "anatomy_variants"))
+    parser.add_argument("--seed-from", help="a finished bench_anatomy.py work folder of the base settings (e.g. runs/anatomy_v3) "
+                        "whose coordinate and unguided checkpoints the guidance-only variants reuse")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    base, variants = load_variants(Path(args.config))
+    chosen = args.variants or list(variants)
+    unknown = [v for v in chosen if v not in variants]
+    if unknown:
+        raise SystemExit(f"--variants {unknown}: not in {args.config} (variants: {list(variants)})")
+    if args.seed_from and not (Path(args.seed_from) / "fold0").is_dir():
+        raise SystemExit(f"--seed-from {args.seed_from}: no fold0/ there; give a bench_anatomy.py --work folder")
+    work_root, out_root = Path(args.work), Path(args.out)
+    shared = Path(args.seed_from) if args.seed_from else None
+    seeds = list(base["pretrain_seeds"])
+    for name in chosen:
+        variant, work, out = variants[name], work_root / name, out_root / name
+        if complete(out / "anatomy.json", seeds):
+            print(f"{name}: done ({out / 'anatomy.json'})", flush=True)
+            continue
+        guidance_only = variant.get("profile", base["profile"]) == base["profile"]
+        if guidance_only and shared is not None:
+            copied = share_unguided(shared, work, seeds)
+            if copied:
+                print(f"{name}: reusing {', '.join(copied)} from {shared}", flush=True)
+        cmd = [sys.executable, str(ROOT / "bench" / "bench_anatomy.py"), *bench_args(base, variant, work, out),
+               "--threads", str(args.threads)]
+        print(f"{name}: {' '.join(cmd[1:])}", flush=True)
+        subprocess.run(cmd, check=True)
+        if guidance_only and shared is None:
+            shared = work  # later guidance-only variants reuse this one's unguided arm
+    done = [out_root / n / "anatomy.json" for n in variants if complete(out_root / n / "anatomy.json", seeds)]
+    if done:
+        gap = subprocess.run([sys.executable, str(ROOT / "bench" / "anatomy_guidance_gap.py"), *map(str, done)],
+                             check=True, capture_output=True, text=True).stdout
+        write_text_atomic(f"# Guidance variants ({Path(args.config).name})\n\n{gap}", out_root / "summary.md")
+        print(gap)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""The guidance-variant driver: variants are read from the config and checked, each becomes one bench_anatomy.py run,
+guidance-only variants share the unguided arm's checkpoints, and finished variants are skipped on a rerun."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+def test_the_shipped_variants_file_is_valid_and_maps_to_bench_arguments(bench_script, tmp_path):
+    drv = bench_script("bench_anatomy_guidance_variants")
+    base, variants = drv.load_variants()
+    assert {"film", "dropout30", "input", "long"} <= set(variants)
+    args = drv.bench_args(base, variants["deep_levels"], tmp_path / "w", tmp_path / "o")
+    assert args[args.index("--guidance-levels") + 1:args.index("--guidance-levels") + 3] == ["3", "4"]
+    assert args[args.index("--profile") + 1] == "quick" and "--reuse" in args
+    assert drv.bench_args(base, variants["long"], tmp_path, tmp_path)[1] == "quick_long"
+    assert "--guidance-dropout" in drv.bench_args(base, variants["dropout30"], tmp_path, tmp_path)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("variants: {}\n", "expected the mappings 'base' and 'variants'"),
+    ("base: {profile: quick}\nvariants: {}\n", "base must have the keys"),
+    ("base: {profile: quick, pretrain_target: v, pretrain_seeds: [0]}\nvariants: {a: {lr: 1}}\n", "variant 'a' may set only"),
+])
+def test_bad_variant_files_are_refused_naming_the_fault(bench_script, tmp_path, text, message):
+    drv = bench_script("bench_anatomy_guidance_variants")
+    path = tmp_path / "v.yaml"
+    path.write_text(text)
+    with pytest.raises(SystemExit, match=message):
+        drv.load_variants(path)
+
+
+def _result(path, arms_runs: int, probe_seeds: int = 2):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runs = {"nonlinear": {"runs": [0.6] * arms_runs}}
+    path.write_text(json.dumps({"settings": {"seeds": list(range(probe_seeds))},
+                                "probes": {"diffusion": runs, "diffusion + anatomy guidance": runs}}))
+
+
+def test_runs_share_the_unguided_arm_and_skip_finished_variants(bench_script, tmp_path, monkeypatch):
+    drv = bench_script("bench_anatomy_guidance_variants")
+    config = tmp_path / "variants.yaml"
+    config.write_text("base: {profile: quick, pretrain_target: v, pretrain_seeds: [0, 1]}\n"
+                      "variants: {a: {}, b: {guidance_dropout: 0.3}, c: {profile: quick_long}, d: {guidance: input}}\n")
+    work, out = tmp_path / "work", tmp_path / "out"
+    _result(out / "d" / "anatomy.json", 4)  # finished: 2 pretraining x 2 probe seeds
+    _result(out / "b" / "anatomy.json", 2)  # interrupted: runs again
+    calls = []
+
+    def fake_run(cmd, check=True, **kwargs):
+        if cmd[1].endswith("bench_anatomy.py"):
+            w = cmd[cmd.index("--work") + 1]
+            calls.append((w, sorted(str(p.relative_to(w)) for p in Path(w).rglob("*.ckpt"))))
+            for d in drv.seed_dirs(Path(w), [0, 1]):  # what the run leaves behind
+                d.mkdir(parents=True, exist_ok=True)
+                (d / "pretrain_diffusion.ckpt").write_text(w)
+            (Path(w) / "fold0" / "coordinates.ckpt").write_text(w)
+            _result(Path(cmd[cmd.index("--out") + 1]) / "anatomy.json", 4)
+            return subprocess.CompletedProcess(cmd, 0)
+        return subprocess.CompletedProcess(cmd, 0, stdout="| gap table |\n")
+
+    monkeypatch.setattr(drv.subprocess, "run", fake_run)
+    assert drv.main(["--config", str(config), "--work", str(work), "--out", str(out)]) == 0
+    ran = [c[0].rsplit("/", 1)[1] for c in calls]
+    assert ran == ["a", "b", "c"]  # d was complete
+    assert calls[0][1] == []  # the first trains the unguided arm itself
+    assert calls[1][1] == ["fold0/coordinates.ckpt", "fold0/pretrain_diffusion.ckpt",
+                           "fold0/pretrain_seed1/pretrain_diffusion.ckpt"]  # b reuses a's
+    assert calls[2][1] == []  # another profile trains its own
+    assert (work / "b" / "fold0" / "pretrain_diffusion.ckpt").read_text() == str(work / "b")  # the run's own, after the copy
+    assert "| gap table |" in (out / "summary.md").read_text()
+    with pytest.raises(SystemExit, match=r"--variants \['zz'\]: not in"):
+        drv.main(["--config", str(config), "--variants", "zz"])
+    with pytest.raises(SystemExit, match="no fold0/ there"):
+        drv.main(["--config", str(config), "--seed-from", str(tmp_path / "nowhere")])
+
+
+def test_sharing_never_overwrites_a_variants_own_checkpoints(bench_script, tmp_path):
+    drv = bench_script("bench_anatomy_guidance_variants")
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for d in drv.seed_dirs(src, [0, 2]):
+        d.mkdir(parents=True)
+        (d / "pretrain_diffusion.ckpt").write_text("src")
+        (d / "pretrain_diffusion_and_anatomy_guidance.ckpt").write_text("src guided")
+    (src / "fold0" / "coordinates.ckpt").write_text("src")
+    (dst / "fold0").mkdir(parents=True)
+    (dst / "fold0" / "pretrain_diffusion.ckpt").write_text("own")
+    assert drv.share_unguided(src, dst, [0, 2]) == ["fold0/coordinates.ckpt", "fold0/pretrain_seed2/pretrain_diffusion.ckpt"]
+    assert (dst / "fold0" / "pretrain_diffusion.ckpt").read_text() == "own"
+    assert not (dst / "fold0" / "pretrain_diffusion_and_anatomy_guidance.ckpt").exists()  # the guided arm is never shared
