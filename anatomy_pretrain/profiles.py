@@ -9,7 +9,9 @@ from pathlib import Path
 import yaml
 
 # optional in every pretraining profile (the guided arm's guidance, see bench/bench_anatomy.py: guided_args)
-GUIDANCE_KEYS = frozenset({"guidance", "guidance_frequencies", "guidance_dropout", "guidance_levels"})
+# their values when a profile leaves them out (guidance_levels None: FiLM on every encoder level)
+GUIDANCE_DEFAULTS = {"guidance": "film", "guidance_frequencies": 3, "guidance_dropout": 0.0, "guidance_levels": None}
+GUIDANCE_KEYS = frozenset(GUIDANCE_DEFAULTS)
 
 
 def load_profile(name: str, path: Path, required: set[str] | frozenset[str], optional: set[str] | frozenset[str] = frozenset()) -> dict:

@@ -17,13 +17,15 @@ from pathlib import Path
 
 from scipy import stats
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from anatomy_pretrain.profiles import GUIDANCE_DEFAULTS  # noqa: E402  (one source for what an absent guidance key means)
+
 GUIDED, UNGUIDED = "diffusion + anatomy guidance", "diffusion"
 # a control file must share every setting with its result file except what only the probing run chose; these must be
 # recorded in both, the others are compared where both files record them; the guidance keys are recorded only when set
 # (absent reads as the default)
 CONTROL_KEYS = ("seeds", "pretrain_seeds", "folds", "pretrain_target", "pretrain_steps")
 PROBE_RUN_KEYS = ("probe_guide", "arms", "columns")
-GUIDANCE_DEFAULTS = {"guidance": "film", "guidance_frequencies": 3, "guidance_dropout": 0.0, "guidance_levels": None}
 
 
 def guidance_settings(settings: dict) -> dict:

@@ -36,7 +36,7 @@ from anatomy_pretrain.coordinate_embedding import guide_from_batch  # noqa: E402
 from anatomy_pretrain.diagnostics import pyramid_effective_ranks  # noqa: E402
 from anatomy_pretrain.tiny import quiet_trainer, save_module_checkpoint  # noqa: E402
 from anatomy_pretrain.importers.common import MANIFEST, btcv13_names  # noqa: E402
-from anatomy_pretrain.profiles import GUIDANCE_KEYS, load_profile, profile_names  # noqa: E402
+from anatomy_pretrain.profiles import GUIDANCE_DEFAULTS, GUIDANCE_KEYS, load_profile, profile_names  # noqa: E402
 from anatomy_pretrain.volume_data import VolumeDataModule, find_cases  # noqa: E402
 from unisegdiff.io import write_json_atomic, write_text_atomic  # noqa: E402
 
@@ -196,8 +196,9 @@ def guided_args(p: dict, args: dict) -> dict:
     frequencies, no dropout)."""
     if args["guidance"] == "none":
         return args
-    guided = {**args, "guidance": p.get("guidance", args["guidance"]), "num_frequencies": p.get("guidance_frequencies", 3),
-              "guidance_dropout": p.get("guidance_dropout", 0.0)}
+    guided = {**args, "guidance": p.get("guidance", args["guidance"]),
+              "num_frequencies": p.get("guidance_frequencies", GUIDANCE_DEFAULTS["guidance_frequencies"]),
+              "guidance_dropout": p.get("guidance_dropout", GUIDANCE_DEFAULTS["guidance_dropout"])}
     # None: every level; a checkpoint made before the option lacks it, which reads as the default None, so it stays reusable
     levels = p.get("guidance_levels")
     guided["film_levels"] = tuple(levels) if levels is not None else None
