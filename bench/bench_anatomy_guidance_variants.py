@@ -4,10 +4,14 @@ then the guidance-gap table over all of them: issue 19 item 3's search as one re
 Variants are data (configs/benchmark/anatomy/guidance_variants.yaml). Those that change only the guidance share one
 unguided arm: its coordinate and pretraining checkpoints are copied into each variant's work folder and reused
 (bench_anatomy.py --reuse checks their settings). A variant whose result file is complete is skipped, so a rerun
-continues where it stopped; one file per variant is written as soon as it is done.
+continues where it stopped; one file per variant is written as soon as it is done. With --unguided-from (a finished
+result file of the base settings whose checkpoints --seed-from names), guidance-only variants train and probe only the
+guided arm and take the unguided arm's probe runs from that file (the same checkpoints and probe settings; the unguided
+probe reproduces bit for bit across work folders): about a third less time per variant, recorded in the result file.
 
 Usage: python bench/bench_anatomy_guidance_variants.py [--variants film input ...] [--work runs/anatomy_variants]
-       [--out reports/bench/anatomy_variants] [--seed-from runs/anatomy_v3]   -> <out>/<variant>/anatomy.json, <out>/summary.md
+       [--out reports/bench/anatomy_variants] [--seed-from runs/anatomy_v3 [--unguided-from reports/bench/anatomy_target_v3/anatomy.json]]
+       -> <out>/<variant>/anatomy.json, <out>/summary.md
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from unisegdiff.io import write_text_atomic  # noqa: E402
 VARIANTS = ROOT / "configs" / "benchmark" / "anatomy" / "guidance_variants.yaml"
 BASE_KEYS = {"profile", "pretrain_target", "pretrain_seeds"}
 SHARED_CKPTS = ("coordinates.ckpt", "pretrain_diffusion.ckpt")  # what guidance-only variants share
+ARMS = {"diffusion": "diffusion", "guided": "diffusion + anatomy guidance"}  # bench_anatomy.py --arms name -> result row
 
 
 def load_variants(path: Path = VARIANTS) -> tuple[dict, dict]:
@@ -50,10 +55,11 @@ def load_variants(path: Path = VARIANTS) -> tuple[dict, dict]:
     return base, {name: dict(v or {}) for name, v in variants.items()}
 
 
-def bench_args(base: dict, variant: dict, work: Path, out: Path) -> list[str]:
-    """bench_anatomy.py's arguments for one variant (the guided and unguided arms, non-linear probe, no hippocampus)."""
+def bench_args(base: dict, variant: dict, work: Path, out: Path, arms: tuple[str, ...] = ("diffusion", "guided")) -> list[str]:
+    """bench_anatomy.py's arguments for one variant (by default the guided and unguided arms; non-linear probe, no
+    hippocampus)."""
     args = ["--profile", str(variant.get("profile", base["profile"])), "--pretrain-target", str(base["pretrain_target"]),
-            "--pretrain-seeds", *map(str, base["pretrain_seeds"]), "--columns", "nonlinear", "--arms", "diffusion", "guided",
+            "--pretrain-seeds", *map(str, base["pretrain_seeds"]), "--columns", "nonlinear", "--arms", *arms,
             "--skip-hippocampus", "--reuse", "--work", str(work), "--out", str(out)]
     for key in sorted(GUIDANCE_KEYS & set(variant)):
         value = variant[key]
@@ -82,15 +88,49 @@ def share_unguided(source: Path, work: Path, seeds: list[int]) -> list[str]:
     return copied
 
 
-def complete(result_file: Path, seeds: list[int]) -> bool:
-    """True when ``result_file`` holds every run of both arms (pretraining seeds x probe seeds)."""
+def complete(result_file: Path, seeds: list[int], arms: tuple[str, ...] = ("diffusion", "guided")) -> bool:
+    """True when ``result_file`` holds every run of ``arms`` (pretraining seeds x probe seeds)."""
     if not result_file.is_file():
         return False
     r = json.loads(result_file.read_text())
     want = len(seeds) * len(r["settings"]["seeds"])
     probes = r.get("probes", {})
-    return all(len(probes.get(arm, {}).get("nonlinear", {}).get("runs", [])) == want
-               for arm in ("diffusion", "diffusion + anatomy guidance"))
+    return all(len(probes.get(ARMS[arm], {}).get("nonlinear", {}).get("runs", [])) == want for arm in arms)
+
+
+def import_unguided(result_file: Path, reference_file: Path) -> dict:
+    """Complete a guided-only result file with the unguided arm of ``reference_file``, in place (atomically), and
+    return it. The reference must share every setting except the guidance keys and the arm list, hold the unguided
+    non-linear runs, and (where both record it) the same coordinate model; otherwise SystemExit naming the fault. The
+    result records where its unguided arm came from (``unguided_from``)."""
+    result, ref = (json.loads(Path(f).read_text()) for f in (result_file, reference_file))
+    ignore = GUIDANCE_KEYS | {"arms"}
+    mine = {k: v for k, v in result["settings"].items() if k not in ignore}
+    theirs = {k: v for k, v in ref.get("settings", {}).items() if k not in ignore}
+    differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+    if differ:
+        raise SystemExit(f"--unguided-from {reference_file}: its settings differ from {result_file} in {differ}; "
+                         "give the result file of the run whose checkpoints --seed-from names")
+    unguided = ref.get("probes", {}).get(ARMS["diffusion"], {})
+    want = len(result["settings"]["seeds"]) * len(result["settings"].get("pretrain_seeds", [0]))
+    if len(unguided.get("nonlinear", {}).get("runs", [])) != want:
+        raise SystemExit(f"--unguided-from {reference_file}: no complete unguided ('diffusion') non-linear arm ({want} runs)")
+    r_mine, r_ref = (d.get("coordinates", {}).get("distance_r_mean") for d in (result, ref))
+    if r_mine is not None and r_ref is not None and abs(r_mine - r_ref) > 1e-6:
+        raise SystemExit(f"--unguided-from {reference_file}: another coordinate model (distance r {r_ref:.6f} vs {r_mine:.6f} "
+                         f"in {result_file})")
+    result["probes"] = {ARMS["diffusion"]: unguided, **{k: v for k, v in result["probes"].items() if k != ARMS["diffusion"]}}
+    result["settings"]["arms"] = ["diffusion", *[a for a in result["settings"]["arms"] if a != "diffusion"]]
+    for key in ("pretrain_sec_per_step", "feature_effective_rank"):
+        if ARMS["diffusion"] in ref.get(key, {}):
+            result.setdefault(key, {})[ARMS["diffusion"]] = ref[key][ARMS["diffusion"]]
+    result["unguided_from"] = {"file": str(reference_file), "note": "the unguided arm's probe runs are this file's: the same "
+                               "checkpoints (copied by --seed-from) and probe settings, not probed again"}
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_anatomy import write_reports  # noqa: E402  (its JSON and markdown, as if it had run both arms)
+
+    write_reports(result, Path(result_file).parent, Path(result_file).stem)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "reports" / "bench" / "anatomy_variants"))
     parser.add_argument("--seed-from", help="a finished bench_anatomy.py work folder of the base settings (e.g. runs/anatomy_v3) "
                         "whose coordinate and unguided checkpoints the guidance-only variants reuse")
+    parser.add_argument("--unguided-from", help="with --seed-from: the result file of the run that made those checkpoints "
+                        "(e.g. reports/bench/anatomy_target_v3/anatomy.json); guidance-only variants then run the guided "
+                        "arm only and take the unguided probe runs from it")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     base, variants = load_variants(Path(args.config))
@@ -110,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--variants {unknown}: not in {args.config} (variants: {list(variants)})")
     if args.seed_from and not (Path(args.seed_from) / "fold0").is_dir():
         raise SystemExit(f"--seed-from {args.seed_from}: no fold0/ there; give a bench_anatomy.py --work folder")
+    if args.unguided_from and not (args.seed_from and Path(args.unguided_from).is_file()):
+        raise SystemExit(f"--unguided-from {args.unguided_from}: needs --seed-from (the checkpoints of that result) and an "
+                         "existing bench_anatomy.py result file")
     work_root, out_root = Path(args.work), Path(args.out)
     shared = Path(args.seed_from) if args.seed_from else None
     seeds = list(base["pretrain_seeds"])
@@ -123,10 +169,16 @@ def main(argv: list[str] | None = None) -> int:
             copied = share_unguided(shared, work, seeds)
             if copied:
                 print(f"{name}: reusing {', '.join(copied)} from {shared}", flush=True)
-        cmd = [sys.executable, str(ROOT / "bench" / "bench_anatomy.py"), *bench_args(base, variant, work, out),
-               "--threads", str(args.threads)]
-        print(f"{name}: {' '.join(cmd[1:])}", flush=True)
-        subprocess.run(cmd, check=True)
+        borrow = guidance_only and args.unguided_from is not None
+        arms = ("guided",) if borrow else ("diffusion", "guided")
+        if not (borrow and complete(out / "anatomy.json", seeds, arms)):  # a guided-only run interrupted before the import
+            cmd = [sys.executable, str(ROOT / "bench" / "bench_anatomy.py"), *bench_args(base, variant, work, out, arms),
+                   "--threads", str(args.threads)]
+            print(f"{name}: {' '.join(cmd[1:])}", flush=True)
+            subprocess.run(cmd, check=True)
+        if borrow:
+            import_unguided(out / "anatomy.json", Path(args.unguided_from))
+            print(f"{name}: unguided arm taken from {args.unguided_from}", flush=True)
         if guidance_only and shared is None:
             shared = work  # later guidance-only variants reuse this one's unguided arm
     done = [out_root / n / "anatomy.json" for n in variants if complete(out_root / n / "anatomy.json", seeds)]

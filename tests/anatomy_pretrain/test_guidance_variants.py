@@ -90,3 +90,78 @@ def test_sharing_never_overwrites_a_variants_own_checkpoints(bench_script, tmp_p
     assert drv.share_unguided(src, dst, [0, 2]) == ["fold0/coordinates.ckpt", "fold0/pretrain_seed2/pretrain_diffusion.ckpt"]
     assert (dst / "fold0" / "pretrain_diffusion.ckpt").read_text() == "own"
     assert not (dst / "fold0" / "pretrain_diffusion_and_anatomy_guidance.ckpt").exists()  # the guided arm is never shared
+
+
+def _full_result(path, rows: dict, **settings):
+    """A bench_anatomy.py-shaped result file: ``rows`` maps a result row to its non-linear runs."""
+    st = {"phantoms": 16, "folds": 1, "seeds": [0, 1], "pretrain_seeds": [0, 1], "pretrain_steps": 1200, "features": [8, 16],
+          "pretrain_max_timestep": 600, "pretrain_skip_dropout": 0.0, "pretrain_decorrelation": 1.0, "pretrain_target": "v",
+          "probe_steps": 1000, "linear_steps": 400, "low_label_cases": 2, "low_label_steps": 600, "finetune_steps": 600,
+          "columns": ["nonlinear"], "arms": ["guided"], **settings}
+    probes = {row: {"nonlinear": {"mean": sum(r) / len(r), "std": 0.01, "runs": r, "per_class": {}, "sec_per_step": 0.1}}
+              for row, r in rows.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"profile": "quick", "settings": st, "probes": probes, "wall_s": 10.0,
+                                "coordinates": {"distance_r_mean": 0.957, "steps": 1000, "sec_per_step": 0.2}}))
+    return path
+
+
+def test_a_guided_only_run_borrows_the_unguided_arm_of_its_reference(bench_script, tmp_path):
+    drv = bench_script("bench_anatomy_guidance_variants")
+    ref = _full_result(tmp_path / "ref" / "anatomy.json", {"diffusion": [0.66, 0.65, 0.64, 0.67],
+                       "diffusion + anatomy guidance": [0.7] * 4}, arms=["diffusion", "guided"])
+    res = _full_result(tmp_path / "out" / "anatomy.json", {"diffusion + anatomy guidance": [0.71, 0.7, 0.69, 0.72]},
+                       guidance="input")
+    merged = drv.import_unguided(res, ref)
+    on_disk = json.loads(res.read_text())
+    assert on_disk == merged and list(merged["probes"]) == ["diffusion", "diffusion + anatomy guidance"]
+    assert merged["probes"]["diffusion"]["nonlinear"]["runs"] == [0.66, 0.65, 0.64, 0.67]
+    assert merged["probes"]["diffusion + anatomy guidance"]["nonlinear"]["runs"] == [0.71, 0.7, 0.69, 0.72]  # its own
+    assert merged["settings"]["arms"] == ["diffusion", "guided"] and merged["settings"]["guidance"] == "input"
+    assert merged["unguided_from"]["file"] == str(ref) and drv.complete(res, [0, 1])
+    assert f"come from {ref}" in (tmp_path / "out" / "anatomy.md").read_text()
+
+
+@pytest.mark.parametrize("ref_settings, ref_arms, message", [
+    ({"pretrain_steps": 2400}, {"diffusion": [0.6] * 4}, r"differ .* in \['pretrain_steps'\]"),
+    ({}, {"diffusion": [0.6] * 2}, r"no complete unguided \('diffusion'\) non-linear arm \(4 runs\)"),
+    ({}, {"diffusion + anatomy guidance": [0.6] * 4}, "no complete unguided"),
+])
+def test_a_reference_of_other_settings_or_incomplete_is_refused(bench_script, tmp_path, ref_settings, ref_arms, message):
+    drv = bench_script("bench_anatomy_guidance_variants")
+    ref = _full_result(tmp_path / "ref.json", ref_arms, **ref_settings)
+    res = _full_result(tmp_path / "out" / "anatomy.json", {"diffusion + anatomy guidance": [0.7] * 4})
+    before = res.read_text()
+    with pytest.raises(SystemExit, match=message):
+        drv.import_unguided(res, ref)
+    assert res.read_text() == before  # nothing written on a refusal
+
+
+def test_with_unguided_from_guidance_only_variants_run_the_guided_arm_only(bench_script, tmp_path, monkeypatch):
+    drv = bench_script("bench_anatomy_guidance_variants")
+    config = tmp_path / "variants.yaml"
+    config.write_text("base: {profile: quick, pretrain_target: v, pretrain_seeds: [0, 1]}\n"
+                      "variants: {b: {guidance: input}, c: {profile: quick_long}}\n")
+    seed = tmp_path / "seed"
+    (seed / "fold0").mkdir(parents=True)
+    ref = _full_result(tmp_path / "ref.json", {"diffusion": [0.6] * 4}, arms=["diffusion", "guided"])
+    calls = []
+
+    def fake_run(cmd, check=True, **kwargs):
+        if cmd[1].endswith("bench_anatomy.py"):
+            arms = cmd[cmd.index("--arms") + 1:cmd.index("--skip-hippocampus")]
+            calls.append(arms)
+            rows = {drv.ARMS[a]: [0.7] * 4 for a in arms}
+            _full_result(Path(cmd[cmd.index("--out") + 1]) / "anatomy.json", rows, arms=arms,
+                         **({"pretrain_steps": 2400} if "quick_long" in cmd else {}))
+            return subprocess.CompletedProcess(cmd, 0)
+        return subprocess.CompletedProcess(cmd, 0, stdout="| gap table |\n")
+
+    monkeypatch.setattr(drv.subprocess, "run", fake_run)
+    argv = ["--config", str(config), "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--seed-from", str(seed)]
+    assert drv.main(argv + ["--unguided-from", str(ref)]) == 0
+    assert calls == [["guided"], ["diffusion", "guided"]]  # another profile still trains its own unguided arm
+    assert json.loads((tmp_path / "o" / "b" / "anatomy.json").read_text())["unguided_from"]["file"] == str(ref)
+    assert "unguided_from" not in json.loads((tmp_path / "o" / "c" / "anatomy.json").read_text())
+    with pytest.raises(SystemExit, match="needs --seed-from"):
+        drv.main(["--config", str(config), "--unguided-from", str(ref)])
