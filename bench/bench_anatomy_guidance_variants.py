@@ -124,8 +124,8 @@ def import_unguided(result_file: Path, reference_file: Path) -> dict:
     for key in ("pretrain_sec_per_step", "feature_effective_rank"):
         if ARMS["diffusion"] in ref.get(key, {}):
             result.setdefault(key, {})[ARMS["diffusion"]] = ref[key][ARMS["diffusion"]]
-    result["unguided_from"] = {"file": str(reference_file), "note": "the unguided arm's probe runs are this file's: the same "
-                               "checkpoints (copied by --seed-from) and probe settings, not probed again"}
+    result["unguided_from"] = {"file": str(reference_file), "note": "the same checkpoints (copied by --seed-from) and probe "
+                               "settings; not probed again"}
     sys.path.insert(0, str(ROOT / "bench"))
     from bench_anatomy import write_reports  # noqa: E402  (its JSON and markdown, as if it had run both arms)
 
