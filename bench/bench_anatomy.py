@@ -391,9 +391,9 @@ def write_reports(results: dict, out_dir: Path, stem: str = "anatomy") -> None:
     if results.get("reused"):
         lines += ["", f"Reused checkpoints (--reuse): {', '.join(results['reused'])}"]
     if results.get("unguided_from"):
-        lines += ["", f"The unguided arm's probe runs come from {results['unguided_from']['file']} (the same checkpoints, "
-                  "copied by --seed-from, and probe settings; not probed again). The wall time below is this run's "
-                  "(guided arm only)."]
+        u = results["unguided_from"]
+        lines += ["", f"The unguided arm's probe runs come from {u['file']}" + (f" (checkpoints of {u['seed_from']})" if u.get("seed_from") else "")
+                  + f": {u['note']}. The wall time below is this run's (guided arm only)."]
     lines += ["", f"Total wall time: {results.get('wall_s', 0):.0f} s"]
     write_text_atomic("\n".join(lines) + "\n", out_dir / f"{stem}.md")
 

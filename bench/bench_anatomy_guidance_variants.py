@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))  # bench_anatomy's report writer, for a result file completed by import_unguided
 
 from anatomy_pretrain.profiles import GUIDANCE_KEYS  # noqa: E402
 from unisegdiff.io import write_text_atomic  # noqa: E402
@@ -89,16 +90,38 @@ def share_unguided(source: Path, work: Path, seeds: list[int]) -> list[str]:
 
 
 def complete(result_file: Path, seeds: list[int], arms: tuple[str, ...] = ("diffusion", "guided")) -> bool:
-    """True when ``result_file`` holds every run of ``arms`` (pretraining seeds x probe seeds)."""
+    """True when ``result_file`` holds every run of ``arms`` (folds x pretraining seeds x probe seeds)."""
     if not result_file.is_file():
         return False
     r = json.loads(result_file.read_text())
-    want = len(seeds) * len(r["settings"]["seeds"])
+    want = expected_runs(r["settings"]) if "pretrain_seeds" in r["settings"] else len(seeds) * len(r["settings"]["seeds"])
     probes = r.get("probes", {})
     return all(len(probes.get(ARMS[arm], {}).get("nonlinear", {}).get("runs", [])) == want for arm in arms)
 
 
-def import_unguided(result_file: Path, reference_file: Path) -> dict:
+def expected_runs(settings: dict) -> int:
+    """Probe runs per arm and column of a bench_anatomy.py result: folds x pretraining seeds x probe seeds."""
+    return int(settings.get("folds", 1)) * len(settings.get("pretrain_seeds", [0])) * len(settings["seeds"])
+
+
+def check_reference(reference_file: Path, base: dict, profile: str) -> dict:
+    """The ``--unguided-from`` file, read and checked before any run: a result of ``profile`` with the base's target and
+    pretraining seeds and a complete unguided non-linear arm; SystemExit naming the fault otherwise."""
+    ref = json.loads(Path(reference_file).read_text())
+    st = ref.get("settings", {})
+    want = {"profile": profile, "pretrain_target": base["pretrain_target"], "pretrain_seeds": list(base["pretrain_seeds"])}
+    got = {"profile": ref.get("profile"), "pretrain_target": st.get("pretrain_target"), "pretrain_seeds": st.get("pretrain_seeds")}
+    differ = [f"{k}: {got[k]!r} there, {want[k]!r} here" for k in want if got[k] != want[k]]
+    if differ:
+        raise SystemExit(f"--unguided-from {reference_file}: not a run of the base settings ({'; '.join(differ)})")
+    runs = ref.get("probes", {}).get(ARMS["diffusion"], {}).get("nonlinear", {}).get("runs", [])
+    if "seeds" not in st or len(runs) != expected_runs(st):
+        raise SystemExit(f"--unguided-from {reference_file}: its unguided ('diffusion') non-linear arm has {len(runs)} runs, "
+                         f"not {expected_runs(st) if 'seeds' in st else '?'}; give a finished run")
+    return ref
+
+
+def import_unguided(result_file: Path, reference_file: Path, seed_from: Path | None = None) -> dict:
     """Complete a guided-only result file with the unguided arm of ``reference_file``, in place (atomically), and
     return it. The reference must share every setting except the guidance keys and the arm list, hold the unguided
     non-linear runs, and (where both record it) the same coordinate model; otherwise SystemExit naming the fault. The
@@ -107,26 +130,32 @@ def import_unguided(result_file: Path, reference_file: Path) -> dict:
     ignore = GUIDANCE_KEYS | {"arms"}
     mine = {k: v for k, v in result["settings"].items() if k not in ignore}
     theirs = {k: v for k, v in ref.get("settings", {}).items() if k not in ignore}
-    differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+    differ = [f"{k} ({theirs.get(k)!r} there, {mine.get(k)!r} here)" for k in sorted(mine.keys() | theirs.keys())
+              if mine.get(k) != theirs.get(k)]
     if differ:
-        raise SystemExit(f"--unguided-from {reference_file}: its settings differ from {result_file} in {differ}; "
+        raise SystemExit(f"--unguided-from {reference_file}: its settings differ from {result_file} in {', '.join(differ)}; "
                          "give the result file of the run whose checkpoints --seed-from names")
+    if result.get("device") != ref.get("device"):
+        raise SystemExit(f"--unguided-from {reference_file}: probed on {ref.get('device')!r}, this run on "
+                         f"{result.get('device')!r}; probes reproduce exactly only on the same device, so run both arms here")
     unguided = ref.get("probes", {}).get(ARMS["diffusion"], {})
-    want = len(result["settings"]["seeds"]) * len(result["settings"].get("pretrain_seeds", [0]))
-    if len(unguided.get("nonlinear", {}).get("runs", [])) != want:
-        raise SystemExit(f"--unguided-from {reference_file}: no complete unguided ('diffusion') non-linear arm ({want} runs)")
+    want = expected_runs(result["settings"])
+    have = len(unguided.get("nonlinear", {}).get("runs", []))
+    if have != want:
+        raise SystemExit(f"--unguided-from {reference_file}: its unguided ('diffusion') non-linear arm has {have} of the "
+                         f"{want} runs; give a finished run")
     r_mine, r_ref = (d.get("coordinates", {}).get("distance_r_mean") for d in (result, ref))
     if r_mine is not None and r_ref is not None and abs(r_mine - r_ref) > 1e-6:
         raise SystemExit(f"--unguided-from {reference_file}: another coordinate model (distance r {r_ref:.6f} vs {r_mine:.6f} "
-                         f"in {result_file})")
+                         f"in {result_file}); give --seed-from the work folder that produced {reference_file}")
     result["probes"] = {ARMS["diffusion"]: unguided, **{k: v for k, v in result["probes"].items() if k != ARMS["diffusion"]}}
     result["settings"]["arms"] = ["diffusion", *[a for a in result["settings"]["arms"] if a != "diffusion"]]
     for key in ("pretrain_sec_per_step", "feature_effective_rank"):
         if ARMS["diffusion"] in ref.get(key, {}):
             result.setdefault(key, {})[ARMS["diffusion"]] = ref[key][ARMS["diffusion"]]
-    result["unguided_from"] = {"file": str(reference_file), "note": "the same checkpoints (copied by --seed-from) and probe "
-                               "settings; not probed again"}
-    sys.path.insert(0, str(ROOT / "bench"))
+    result["unguided_from"] = {"file": str(reference_file), "seed_from": None if seed_from is None else str(seed_from),
+                               "note": "matched on settings, device and coordinate model r; the unguided probes were not "
+                               "run again (they reproduce bit for bit across work folders on one machine)"}
     from bench_anatomy import write_reports  # noqa: E402  (its JSON and markdown, as if it had run both arms)
 
     write_reports(result, Path(result_file).parent, Path(result_file).stem)
@@ -153,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--variants {unknown}: not in {args.config} (variants: {list(variants)})")
     if args.seed_from and not (Path(args.seed_from) / "fold0").is_dir():
         raise SystemExit(f"--seed-from {args.seed_from}: no fold0/ there; give a bench_anatomy.py --work folder")
-    if args.unguided_from and not (args.seed_from and Path(args.unguided_from).is_file()):
-        raise SystemExit(f"--unguided-from {args.unguided_from}: needs --seed-from (the checkpoints of that result) and an "
-                         "existing bench_anatomy.py result file")
+    if args.unguided_from and not args.seed_from:
+        raise SystemExit(f"--unguided-from {args.unguided_from}: needs --seed-from, the work folder that produced it")
+    if args.unguided_from and not Path(args.unguided_from).is_file():
+        raise SystemExit(f"--unguided-from {args.unguided_from}: no such file; give a bench_anatomy.py result file")
     work_root, out_root = Path(args.work), Path(args.out)
     shared = Path(args.seed_from) if args.seed_from else None
     seeds = list(base["pretrain_seeds"])
@@ -171,13 +201,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: reusing {', '.join(copied)} from {shared}", flush=True)
         borrow = guidance_only and args.unguided_from is not None
         arms = ("guided",) if borrow else ("diffusion", "guided")
+        if borrow:
+            check_reference(Path(args.unguided_from), base, variant.get("profile", base["profile"]))  # before, not after, the run
         if not (borrow and complete(out / "anatomy.json", seeds, arms)):  # a guided-only run interrupted before the import
             cmd = [sys.executable, str(ROOT / "bench" / "bench_anatomy.py"), *bench_args(base, variant, work, out, arms),
                    "--threads", str(args.threads)]
             print(f"{name}: {' '.join(cmd[1:])}", flush=True)
             subprocess.run(cmd, check=True)
         if borrow:
-            import_unguided(out / "anatomy.json", Path(args.unguided_from))
+            import_unguided(out / "anatomy.json", Path(args.unguided_from), shared)
             print(f"{name}: unguided arm taken from {args.unguided_from}", flush=True)
         if guidance_only and shared is None:
             shared = work  # later guidance-only variants reuse this one's unguided arm

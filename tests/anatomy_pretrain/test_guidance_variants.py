@@ -101,7 +101,7 @@ def _full_result(path, rows: dict, **settings):
     probes = {row: {"nonlinear": {"mean": sum(r) / len(r), "std": 0.01, "runs": r, "per_class": {}, "sec_per_step": 0.1}}
               for row, r in rows.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"profile": "quick", "settings": st, "probes": probes, "wall_s": 10.0,
+    path.write_text(json.dumps({"profile": "quick", "settings": st, "probes": probes, "wall_s": 10.0, "device": "cpu",
                                 "coordinates": {"distance_r_mean": 0.957, "steps": 1000, "sec_per_step": 0.2}}))
     return path
 
@@ -122,14 +122,17 @@ def test_a_guided_only_run_borrows_the_unguided_arm_of_its_reference(bench_scrip
     assert f"come from {ref}" in (tmp_path / "out" / "anatomy.md").read_text()
 
 
-@pytest.mark.parametrize("ref_settings, ref_arms, message", [
-    ({"pretrain_steps": 2400}, {"diffusion": [0.6] * 4}, r"differ .* in \['pretrain_steps'\]"),
-    ({}, {"diffusion": [0.6] * 2}, r"no complete unguided \('diffusion'\) non-linear arm \(4 runs\)"),
-    ({}, {"diffusion + anatomy guidance": [0.6] * 4}, "no complete unguided"),
+@pytest.mark.parametrize("ref_settings, ref_arms, edit, message", [
+    ({"pretrain_steps": 2400}, {"diffusion": [0.6] * 4}, {}, r"differ .* in pretrain_steps \(2400 there, 1200 here\)"),
+    ({}, {"diffusion": [0.6] * 2}, {}, r"unguided \('diffusion'\) non-linear arm has 2 of the 4 runs"),
+    ({}, {"diffusion + anatomy guidance": [0.6] * 4}, {}, "has 0 of the 4 runs"),
+    ({}, {"diffusion": [0.6] * 4}, {"device": "cuda"}, "probed on 'cuda', this run on 'cpu'"),
+    ({}, {"diffusion": [0.6] * 4}, {"coordinates": {"distance_r_mean": 0.9}}, "another coordinate model"),
 ])
-def test_a_reference_of_other_settings_or_incomplete_is_refused(bench_script, tmp_path, ref_settings, ref_arms, message):
+def test_a_reference_of_other_settings_or_incomplete_is_refused(bench_script, tmp_path, ref_settings, ref_arms, edit, message):
     drv = bench_script("bench_anatomy_guidance_variants")
     ref = _full_result(tmp_path / "ref.json", ref_arms, **ref_settings)
+    ref.write_text(json.dumps({**json.loads(ref.read_text()), **edit}))
     res = _full_result(tmp_path / "out" / "anatomy.json", {"diffusion + anatomy guidance": [0.7] * 4})
     before = res.read_text()
     with pytest.raises(SystemExit, match=message):
@@ -165,3 +168,42 @@ def test_with_unguided_from_guidance_only_variants_run_the_guided_arm_only(bench
     assert "unguided_from" not in json.loads((tmp_path / "o" / "c" / "anatomy.json").read_text())
     with pytest.raises(SystemExit, match="needs --seed-from"):
         drv.main(["--config", str(config), "--unguided-from", str(ref)])
+
+
+def test_run_counts_include_folds(bench_script, tmp_path):
+    drv = bench_script("bench_anatomy_guidance_variants")
+    runs = [0.6] * 16  # 4 folds x 2 pretraining seeds x 2 probe seeds
+    ref = _full_result(tmp_path / "ref.json", {"diffusion": runs}, folds=4)
+    res = _full_result(tmp_path / "out" / "anatomy.json", {"diffusion + anatomy guidance": runs}, folds=4)
+    assert drv.complete(res, [0, 1], ("guided",)) and not drv.complete(res, [0, 1])
+    drv.import_unguided(res, ref)
+    assert drv.complete(res, [0, 1])
+
+
+def test_an_interrupted_borrow_imports_without_running_again(bench_script, tmp_path, monkeypatch):
+    drv = bench_script("bench_anatomy_guidance_variants")
+    config = tmp_path / "variants.yaml"
+    config.write_text("base: {profile: quick, pretrain_target: v, pretrain_seeds: [0, 1]}\nvariants: {b: {guidance: input}}\n")
+    (tmp_path / "seed" / "fold0").mkdir(parents=True)
+    ref = _full_result(tmp_path / "ref.json", {"diffusion": [0.6] * 4})
+    _full_result(tmp_path / "o" / "b" / "anatomy.json", {"diffusion + anatomy guidance": [0.7] * 4}, guidance="input")
+    ran = []
+    monkeypatch.setattr(drv.subprocess, "run", lambda cmd, **k: ran.append(cmd[1]) or subprocess.CompletedProcess(cmd, 0, stdout=""))
+    drv.main(["--config", str(config), "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"),
+              "--seed-from", str(tmp_path / "seed"), "--unguided-from", str(ref)])
+    assert not any(c.endswith("bench_anatomy.py") for c in ran)  # only the gap table ran
+    assert drv.complete(tmp_path / "o" / "b" / "anatomy.json", [0, 1])
+
+
+def test_the_reference_is_checked_before_any_run(bench_script, tmp_path, monkeypatch):
+    drv = bench_script("bench_anatomy_guidance_variants")
+    config = tmp_path / "variants.yaml"
+    config.write_text("base: {profile: quick, pretrain_target: v, pretrain_seeds: [0, 1, 2]}\nvariants: {b: {guidance: input}}\n")
+    (tmp_path / "seed" / "fold0").mkdir(parents=True)
+    ref = _full_result(tmp_path / "ref.json", {"diffusion": [0.6] * 4})  # pretraining seeds [0, 1]
+    monkeypatch.setattr(drv.subprocess, "run", lambda *a, **k: pytest.fail("ran before the reference was checked"))
+    with pytest.raises(SystemExit, match=r"not a run of the base settings \(pretrain_seeds: \[0, 1\] there, \[0, 1, 2\] here\)"):
+        drv.main(["--config", str(config), "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"),
+                  "--seed-from", str(tmp_path / "seed"), "--unguided-from", str(ref)])
+    with pytest.raises(SystemExit, match="no such file"):
+        drv.main(["--config", str(config), "--seed-from", str(tmp_path / "seed"), "--unguided-from", str(tmp_path / "nope.json")])
