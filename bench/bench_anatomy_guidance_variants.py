@@ -95,8 +95,12 @@ def complete(result_file: Path, seeds: list[int], arms: tuple[str, ...] = ("diff
         return False
     r = json.loads(result_file.read_text())
     want = expected_runs(r["settings"]) if "pretrain_seeds" in r["settings"] else len(seeds) * len(r["settings"]["seeds"])
-    probes = r.get("probes", {})
-    return all(len(probes.get(ARMS[arm], {}).get("nonlinear", {}).get("runs", [])) == want for arm in arms)
+    return all(len(nonlinear_runs(r, arm)) == want for arm in arms)
+
+
+def nonlinear_runs(result: dict, arm: str) -> list[float]:
+    """The non-linear probe runs of ``arm`` (a --arms name) in a result file; [] where it has none."""
+    return result.get("probes", {}).get(ARMS[arm], {}).get("nonlinear", {}).get("runs", [])
 
 
 def expected_runs(settings: dict) -> int:
@@ -114,7 +118,7 @@ def check_reference(reference_file: Path, base: dict, profile: str) -> dict:
     differ = [f"{k}: {got[k]!r} there, {want[k]!r} here" for k in want if got[k] != want[k]]
     if differ:
         raise SystemExit(f"--unguided-from {reference_file}: not a run of the base settings ({'; '.join(differ)})")
-    runs = ref.get("probes", {}).get(ARMS["diffusion"], {}).get("nonlinear", {}).get("runs", [])
+    runs = nonlinear_runs(ref, "diffusion")
     if "seeds" not in st or len(runs) != expected_runs(st):
         raise SystemExit(f"--unguided-from {reference_file}: its unguided ('diffusion') non-linear arm has {len(runs)} runs, "
                          f"not {expected_runs(st) if 'seeds' in st else '?'}; give a finished run")
@@ -140,7 +144,7 @@ def import_unguided(result_file: Path, reference_file: Path, seed_from: Path | N
                          f"{result.get('device')!r}; probes reproduce exactly only on the same device, so run both arms here")
     unguided = ref.get("probes", {}).get(ARMS["diffusion"], {})
     want = expected_runs(result["settings"])
-    have = len(unguided.get("nonlinear", {}).get("runs", []))
+    have = len(nonlinear_runs(ref, "diffusion"))
     if have != want:
         raise SystemExit(f"--unguided-from {reference_file}: its unguided ('diffusion') non-linear arm has {have} of the "
                          f"{want} runs; give a finished run")
